@@ -1,0 +1,15 @@
+"""Test session set-up: a fresh cache and results folder, and the smoke profile for nbval.
+
+Set at import, before nbval starts any kernel, so the notebooks' kernels inherit it.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+_session = Path(tempfile.mkdtemp(prefix="geovae-test-"))
+os.environ["GEOVAE_CACHE"] = str(_session / "cache")
+os.environ["GEOVAE_RESULTS"] = str(_session / "results")
+os.environ["GEOVAE_PROFILE"] = "smoke"
+os.environ.setdefault("MPLBACKEND", "Agg")
+if "GEOVAE_DATA" not in os.environ and (Path(__file__).parent / "../shared/data/MNIST").is_dir():
+    os.environ["GEOVAE_DATA"] = str((Path(__file__).parent / "../shared/data").resolve())

@@ -1,0 +1,24 @@
+"""Errors that say in one line what went wrong (DESIGN.md: "Honest errors")."""
+
+
+class GeovaeError(Exception):
+    """Base class: IPython (a notebook, papermill, nbval) shows these as one line, not a traceback."""
+
+    def _render_traceback_(self):
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ParameterError(GeovaeError, ValueError):
+    """A notebook parameter or profile is not allowed."""
+
+
+class DatasetNotFoundError(GeovaeError, FileNotFoundError):
+    """The dataset's files are neither in the data root nor downloadable."""
+
+
+class DatasetChecksumError(GeovaeError):
+    """A dataset archive is present but its md5 does not match."""
+
+
+class TrainingDivergedError(GeovaeError, FloatingPointError):
+    """The training loss became NaN or infinite; nothing is cached."""

@@ -1,0 +1,48 @@
+"""Loss terms, each per sample (shape [B]); a config weights and sums them."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) per sample: -1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)
+    (AEVB Appendix B; K eq. 2)."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) of a Bernoulli decoder, i.e. the BCE K uses (also on continuous MNIST)."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+
+
+def gaussian_nll(logits: torch.Tensor, x: torch.Tensor, std: float) -> torch.Tensor:
+    """-log N(x; sigmoid(logits), std^2 I): the MSE loss with a fixed decoder std, in nats."""
+    squared = (x - torch.sigmoid(logits)).pow(2).sum(dim=1)
+    return 0.5 * squared / std**2 + x.shape[1] * (math.log(std) + 0.5 * math.log(2 * math.pi))
+
+
+def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, config) -> torch.Tensor:
+    """-log p(x|z) under the likelihood the config names; x is flattened to [B, D]."""
+    x = x.flatten(1)
+    if config.likelihood == "bernoulli":
+        return bernoulli_nll(logits, x)
+    return gaussian_nll(logits, x, config.decoder_std)
+
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+LOSS_TERMS = {
+    "recon": lambda x, y, out, config: reconstruction_nll(out["logits"], x, config),
+    "kl": lambda x, y, out, config: kl_to_standard_normal(out["mu"], out["logvar"]),
+    "xent": lambda x, y, out, config: F.cross_entropy(out["class_logits"], y, reduction="none"),
+}
+
+
+def loss_terms(x, y, out, config) -> dict:
+    """Batch means of the config's terms, and ``loss``: their weighted sum."""
+    terms = {name: LOSS_TERMS[name](x, y, out, config).mean() for name, _ in config.loss_terms}
+    terms["loss"] = sum(weight * terms[name] for name, weight in config.loss_terms)
+    return terms

@@ -1,0 +1,131 @@
+"""Profiles and notebook parameters (DESIGN.md: "Profiles").
+
+Each chapter has three profiles, ``smoke`` (CI, seconds), ``quick`` (the default book on a
+2-core CPU) and ``paper`` (the documents' own settings, for a GPU). A notebook passes its
+``parameters`` cell to ``resolve``: a knob given explicitly beats the profile, and a bad
+value fails at once with a message naming the knob and what is allowed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import ParameterError
+from .losses import LIKELIHOODS
+from .training import OPTIMIZERS
+from .models import ACTIVATIONS
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _list_of(check):
+    return lambda value: isinstance(value, (list, tuple)) and len(value) > 0 and all(map(check, value))
+
+
+# knob -> (check, what is allowed)
+KNOBS = {
+    "latent_dims": (_list_of(_positive_int), "a non-empty list of positive integers"),
+    "manifold_dim": (_positive_int, "a positive integer"),
+    "epochs": (_positive_int, "a positive integer"),
+    "batch_size": (_positive_int, "a positive integer"),
+    "train_size": (_positive_int, "a positive integer (images; the whole set if larger)"),
+    "test_size": (_positive_int, "a positive integer (images; the whole set if larger)"),
+    "lr_candidates": (_list_of(_positive_number), "a non-empty list of positive numbers"),
+    "lr_search_epochs": (_positive_int, "a positive integer"),
+    "lr_search_size": (_positive_int, "a positive integer"),
+    "optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+    "activation": (lambda v: v in ACTIVATIONS, "one of " + ", ".join(ACTIVATIONS)),
+    "likelihood": (lambda v: v in LIKELIHOODS, "one of " + ", ".join(LIKELIHOODS)),
+    "decoder_std": (_positive_number, "a positive number"),
+    "binarize": (lambda v: isinstance(v, bool), "True or False"),
+    "init_std": (_positive_number, "a positive number"),
+    "iw_samples": (_positive_int, "a positive integer"),
+    "iw_test_size": (_positive_int, "a positive integer"),
+    "n_samples": (_positive_int, "a positive integer"),
+    "classifier_epochs": (_positive_int, "a positive integer"),
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"),
+    "device": (lambda v: v in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
+}
+
+_KTH_COMMON = dict(
+    manifold_dim=2, batch_size=100, lr_candidates=[0.01, 0.02, 0.1], optimizer="adagrad",
+    activation="tanh", likelihood="bernoulli", decoder_std=0.1, binarize=False, init_std=0.01,
+    seed=0, device="auto",
+)
+
+PROFILES = {
+    "N11": {
+        "smoke": dict(_KTH_COMMON, latent_dims=[3, 20], epochs=2, train_size=2000, test_size=500,
+                      lr_search_epochs=1, lr_search_size=1000, iw_samples=20, iw_test_size=100,
+                      n_samples=100, classifier_epochs=1),
+        "quick": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=12, train_size=60000,
+                      test_size=10000, lr_search_epochs=2, lr_search_size=6000, iw_samples=500,
+                      iw_test_size=1000, n_samples=2000, classifier_epochs=3),
+        "paper": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=1670, train_size=60000,
+                      test_size=10000, lr_search_epochs=2, lr_search_size=60000, iw_samples=5000,
+                      iw_test_size=10000, n_samples=10000, classifier_epochs=10),
+    },
+}
+
+
+@dataclass
+class Parameters:
+    """Resolved parameters of one notebook run: ``values`` and which were given explicitly."""
+
+    chapter: str
+    profile: str
+    values: dict
+    explicit: set = field(default_factory=set)
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def as_dict(self) -> dict:
+        return {"profile": self.profile, **self.values}
+
+    def markdown(self) -> str:
+        """A table of every parameter, its value, and whether it came from the profile."""
+        rows = [f"| `{k}` | `{v}` | {'given' if k in self.explicit else 'profile'} |"
+                for k, v in self.values.items()]
+        return "\n".join([f"Profile **{self.profile}**.", "", "| parameter | value | from |",
+                          "|---|---|---|", *rows])
+
+
+def pick_device(device: str) -> str:
+    """``auto`` means CUDA when present, otherwise the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device: 'cuda' was asked for but no CUDA device is present; use auto or cpu")
+    return device
+
+
+def resolve(chapter: str, profile: str, **given) -> Parameters:
+    """The chapter's ``profile`` overridden by every knob in ``given`` that is not None."""
+    profiles = PROFILES[chapter]
+    if profile not in profiles:
+        raise ParameterError(f"profile: {profile!r} is not one of {', '.join(profiles)}")
+    values = dict(profiles[profile])
+    unknown = set(given) - set(values)
+    if unknown:
+        raise ParameterError(f"{', '.join(sorted(unknown))}: not a parameter of {chapter}; "
+                             f"its parameters are {', '.join(values)}")
+    explicit = {k for k, v in given.items() if v is not None}
+    values.update({k: given[k] for k in explicit})
+    for name, value in values.items():
+        check, allowed = KNOBS[name]
+        if not check(value):
+            raise ParameterError(f"{name}: {value!r} is not allowed; expected {allowed}")
+    if "device" in values:
+        values["device"] = pick_device(values["device"])
+    return Parameters(chapter, profile, values, explicit)

@@ -1,0 +1,100 @@
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import geovae_core.losses as losses
+from geovae_core import ExperimentConfig, TrainingDivergedError, run, select_step_size, train
+
+TINY = ExperimentConfig(model="kth_vae", latent_dim=3, hidden_dim=32, epochs=2, train_size=400,
+                        test_size=100, lr=0.02, weight_decay=1 / 400)
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path) -> Path:
+    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
+    return tmp_path / "runs"
+
+
+def _entries(cache: Path) -> list:
+    return sorted(cache.iterdir()) if cache.exists() else []
+
+
+def test_training_records_train_and_test_terms_each_epoch(cache):
+    result = train(TINY, progress=False)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    row = result.history[-1]
+    assert {"train_loss", "train_recon", "train_kl", "test_loss", "test_recon", "test_kl", "seconds"} <= set(row)
+    assert row["train_loss"] == pytest.approx(row["train_recon"] + row["train_kl"], rel=1e-5)
+    assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_the_same_seed_gives_the_same_numbers(cache):
+    a, b = train(TINY, progress=False), train(TINY, progress=False)
+    assert [r["test_loss"] for r in a.history] == [r["test_loss"] for r in b.history]
+    assert train(TINY.replace(seed=1), progress=False).history[-1]["test_loss"] != a.history[-1]["test_loss"]
+
+
+def test_a_cached_run_is_loaded_not_retrained(cache):
+    first = run(TINY, progress=False)
+    second = run(TINY, progress=False)
+    assert not first.from_cache and second.from_cache and second.history == first.history
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(first.model.encode(x)[0], second.model.encode(x)[0])
+    assert len(_entries(cache)) == 1
+
+
+@pytest.mark.parametrize("change", [dict(seed=1), dict(lr=0.01), dict(epochs=1), dict(latent_dim=4),
+                                    dict(loss_terms=(("recon", 1.0), ("kl", 0.5))), dict(binarize=True)])
+def test_any_config_change_misses_the_cache(cache, change):
+    run(TINY, progress=False)
+    assert not run(TINY.replace(**change), progress=False).from_cache
+    assert len(_entries(cache)) == 2
+
+
+def test_hook_metrics_are_recorded_and_keyed(cache):
+    hooks = {"mu_norm": lambda model, split: {"mu_norm": float(model.encode(split[2])[0].norm(dim=1).mean())}}
+    with_hook = run(TINY, hooks=hooks, progress=False)
+    assert all("mu_norm" in row for row in with_hook.history)
+    assert not run(TINY, progress=False).from_cache  # another key: the hook names are part of it
+
+
+def test_an_interrupted_run_leaves_no_entry(cache):
+    def interrupt(model, split):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(TINY, hooks={"interrupt": interrupt}, progress=False)
+    assert _entries(cache) == []
+
+
+def test_a_write_killed_midway_leaves_no_entry_and_no_temp_file(cache, monkeypatch):
+    def dying_save(obj, stream):
+        stream.write(b"half an entry")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(TINY, progress=False)
+    assert [p for p in cache.iterdir()] == []
+
+
+def test_a_nan_loss_stops_with_a_clear_error_and_caches_nothing(cache, monkeypatch):
+    monkeypatch.setitem(losses.LOSS_TERMS, "kl", lambda x, y, out, config: out["mu"].sum(1) * math.nan)
+    with pytest.raises(TrainingDivergedError, match=r"kth_vae z=3 .*loss became nan in epoch 1; nothing was cached"):
+        run(TINY, progress=False)
+    assert _entries(cache) == []
+
+
+def test_the_step_size_search_keeps_the_lowest_training_loss_and_survives_divergence(cache, monkeypatch):
+    real_kl = losses.LOSS_TERMS["kl"]
+
+    def kl_diverging_for_big_steps(x, y, out, config):
+        value = real_kl(x, y, out, config)
+        return value * math.inf if config.lr > 0.05 else value
+
+    monkeypatch.setitem(losses.LOSS_TERMS, "kl", kl_diverging_for_big_steps)
+    best, finals = select_step_size(TINY, [0.01, 0.02, 0.1], epochs=1, train_size=200, progress=False)
+    assert finals[0.1] == math.inf and best == min(finals, key=finals.get) and best in (0.01, 0.02)
