@@ -76,12 +76,12 @@ def store(notebook: Path) -> None:
     papermill.execute_notebook(str(notebook), str(smoke), parameters=parameters,
                                cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
     source = nbformat.read(notebook, as_version=4)
-    outputs = {c.source: c.outputs for c in nbformat.read(smoke, as_version=4).cells if c.cell_type == "code"}
+    executed = {c.source: c for c in nbformat.read(smoke, as_version=4).cells if c.cell_type == "code"}
     for cell in source.cells:
         if cell.cell_type == "code":
-            checked = cell.source.startswith(CHECK_MARK)
-            cell.outputs = outputs.get(cell.source, []) if checked else []
-            cell.execution_count = None
+            checked = cell.source.startswith(CHECK_MARK) and cell.source in executed
+            cell.outputs = executed[cell.source].outputs if checked else []
+            cell.execution_count = executed[cell.source].execution_count if checked else None
             cell.metadata.pop("execution", None)
     nbformat.write(source, notebook)
     smoke.unlink()
