@@ -25,3 +25,23 @@ def show_images(ax, images: torch.Tensor, ncol: int, title: str | None = None) -
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+
+
+def panel_grid(n: int, ncols: int = 3, size: tuple = (3.2, 2.6), **kwargs):
+    """A figure with ``n`` panels, ``ncols`` to a row; unused panels are hidden."""
+    import matplotlib.pyplot as plt
+
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
+                             squeeze=False, **kwargs)
+    axes = axes.ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def plot_train_test(ax, run, x: str = "epoch", key: str = "loss") -> None:
+    """Train (blue) and test (orange) curves of ``key`` from a run's history."""
+    ax.plot(run.curve(x), run.curve(f"train_{key}"), color="tab:blue", label="train")
+    ax.plot(run.curve(x), run.curve(f"test_{key}"), color="tab:orange", label="test")
+    ax.set_xlabel("training samples" if x == "samples" else x)

@@ -32,7 +32,7 @@ def _list_of(check):
 # knob -> (check, what is allowed)
 KNOBS = {
     "latent_dims": (_list_of(_positive_int), "a non-empty list of positive integers"),
-    "manifold_dim": (_positive_int, "a positive integer"),
+    "manifold_epochs": (_positive_int, "a positive integer"),
     "epochs": (_positive_int, "a positive integer"),
     "batch_size": (_positive_int, "a positive integer"),
     "train_size": (_positive_int, "a positive integer (images; the whole set if larger)"),
@@ -55,20 +55,22 @@ KNOBS = {
 }
 
 _KTH_COMMON = dict(
-    manifold_dim=2, batch_size=100, lr_candidates=[0.01, 0.02, 0.1], optimizer="adagrad",
+    batch_size=100, lr_candidates=[0.01, 0.02, 0.1], optimizer="adagrad",
     activation="tanh", likelihood="bernoulli", decoder_std=0.1, binarize=False, init_std=0.01,
     seed=0, device="auto",
 )
 
 PROFILES = {
     "N11": {
-        "smoke": dict(_KTH_COMMON, latent_dims=[3, 20], epochs=2, train_size=2000, test_size=500,
+        "smoke": dict(_KTH_COMMON, latent_dims=[3, 20], epochs=2, manifold_epochs=2, train_size=2000, test_size=500,
                       lr_search_epochs=1, lr_search_size=1000, iw_samples=20, iw_test_size=100,
                       n_samples=100, classifier_epochs=1),
-        "quick": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=12, train_size=60000,
+        "quick": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=10, manifold_epochs=30,
+                      train_size=60000,
                       test_size=10000, lr_search_epochs=2, lr_search_size=6000, iw_samples=500,
                       iw_test_size=1000, n_samples=2000, classifier_epochs=3),
-        "paper": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=1670, train_size=60000,
+        "paper": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=1670, manifold_epochs=1670,
+                      train_size=60000,
                       test_size=10000, lr_search_epochs=2, lr_search_size=60000, iw_samples=5000,
                       iw_test_size=10000, n_samples=10000, classifier_epochs=10),
     },
