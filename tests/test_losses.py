@@ -28,6 +28,12 @@ def test_bernoulli_nll_is_the_binary_cross_entropy():
     assert bernoulli_nll(logits, x).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_bernoulli_nll_matches_torch_for_extreme_logits():
+    logits, x = torch.tensor([[-80.0, -5.0, 0.0, 7.5, 90.0]]), torch.tensor([[0.0, 0.3, 1.0, 0.9, 1.0]])
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+    assert bernoulli_nll(logits, x).item() == pytest.approx(expected.item(), abs=1e-5)
+
+
 def test_gaussian_nll_is_the_normal_log_density():
     logits, x = torch.tensor([[0.3, -0.7]]), torch.tensor([[0.2, 0.9]])
     expected = -torch.distributions.Normal(torch.sigmoid(logits), 0.1).log_prob(x).sum()
