@@ -29,7 +29,7 @@ TARGET_SECONDS = 2.5
 
 
 def config(epochs: int) -> ExperimentConfig:
-    return ExperimentConfig(model="kth_vae", latent_dim=20, lr=0.02, weight_decay=1 / 60000,
+    return ExperimentConfig(model="kth", latent_dim=20, lr=0.02, weight_decay=1 / 60000,
                             epochs=epochs, test_size=0, device="cpu")
 
 

@@ -11,16 +11,23 @@ from dataclasses import dataclass
 class ExperimentConfig:
     """Everything that determines a trained model; its hash keys the result cache.
 
-    ``loss_terms`` pairs a term name of ``losses.LOSS_TERMS`` with its weight.
-    ``weight_decay`` is the N(0, I) prior on the weights of AEVB §5, per datapoint
-    (1 / number of training images). ``init_std`` is AEVB's N(0, 0.01) initialisation;
-    ``None`` keeps PyTorch's default.
+    ``model`` names an architecture family of ``models.ARCHITECTURES``; ``latent`` says what
+    the decoder receives: ``sampled`` (z = mu + sigma * eps, a VAE), ``mean`` (mu; the
+    encoder still emits log sigma^2, as P's "AE with KL") or ``point`` (a plain AE).
+    ``widths`` are the hidden widths (mlp) or channels (conv). ``loss_terms`` pairs a term
+    of ``losses.LOSS_TERMS`` with its weight. ``weight_decay`` is AEVB's N(0, I) weight prior
+    per datapoint (1 / number of training images). ``init_std`` is AEVB's N(0, 0.01)
+    initialisation; ``None`` keeps PyTorch's default. ``init_from`` starts from another
+    config's trained weights, except the modules in ``reinit``; modules in ``freeze`` are
+    not trained (P §2.3's decoder ablation).
     """
 
     model: str
     dataset: str = "mnist"
+    latent: str = "sampled"
     latent_dim: int = 20
     hidden_dim: int = 500
+    widths: tuple = ()
     activation: str = "tanh"
     likelihood: str = "bernoulli"
     decoder_std: float = 0.1
@@ -36,6 +43,9 @@ class ExperimentConfig:
     test_size: int | None = None
     seed: int = 0
     device: str = "cpu"
+    init_from: "ExperimentConfig | None" = None
+    reinit: tuple = ()
+    freeze: tuple = ()
 
     def replace(self, **changes) -> "ExperimentConfig":
         return dataclasses.replace(self, **changes)
@@ -49,4 +59,4 @@ class ExperimentConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        return f"{self.model} z={self.latent_dim} lr={self.lr:g} seed={self.seed}"
+        return f"{self.model}/{self.latent} {self.dataset} z={self.latent_dim} lr={self.lr:g} seed={self.seed}"

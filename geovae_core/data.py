@@ -2,12 +2,16 @@
 
 Where files are looked for, in order:
 1. the data root, ``$GEOVAE_DATA`` (or the ``root`` argument): laid out as torchvision
-   expects (``<root>/MNIST/raw/*.gz``); it may be read-only, nothing is written there;
+   expects (``<root>/MNIST/raw/*.gz``, ``<root>/cifar-10-batches-py/``, ``<root>/celeba/``);
+   it may be read-only, nothing is written there;
 2. ``<cache>/downloads``, where torchvision's own loader downloads when online.
 
-Archives are checked against torchvision's md5 list, decoded straight from the ``.gz``
-files, and the decoded tensors are cached once under ``$GEOVAE_CACHE/data`` with an
-atomic write: an interrupted run leaves nothing half-written behind.
+MNIST, FashionMNIST and CIFAR-10 files are checked against torchvision's md5 lists and
+decoded straight from the archives. CelebA comes from torchvision's class when all its
+files are there, otherwise from a folder of aligned JPEGs (``img_align_celeba/``, split by
+``list_eval_partition.txt`` when present), centre-cropped and resized once. The decoded
+tensors are cached under ``$GEOVAE_CACHE/data`` with an atomic write: an interrupted run
+leaves nothing half-written behind.
 """
 from __future__ import annotations
 
@@ -15,12 +19,14 @@ import functools
 import gzip
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision
+from PIL import Image
 
 from .errors import DatasetChecksumError, DatasetNotFoundError
 from .storage import atomic_torch_save, cache_dir
@@ -35,11 +41,16 @@ IDX_DATASETS = {
          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+CELEBA_SIZE = 64
+DATASETS = (*IDX_DATASETS, "cifar10", "celeba")
 
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """A whole dataset in memory: images float32 [N, C, H, W] in [0, 1], labels int64."""
+    """A whole dataset in memory: images float32 [N, C, H, W] in [0, 1], labels int64
+    (all -1 where the dataset has no labels, as CelebA here)."""
 
     name: str
     train_images: torch.Tensor
@@ -67,6 +78,35 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _verify(name: str, folder: Path, checksums) -> None:
+    for filename, md5 in checksums:
+        found = _md5(folder / filename)
+        if found != md5:
+            raise DatasetChecksumError(
+                f"{name}: {folder / filename} has md5 {found}, expected {md5}: the archive is corrupted"
+            )
+
+
+def _locate(name: str, root: Path | None, subfolders, filenames, download) -> Path:
+    """The first folder under the data root or the download cache that holds every file;
+    otherwise try torchvision's download into the cache, and fail in one line."""
+    downloads = cache_dir() / "downloads"
+    bases = [b for b in (root, downloads) if b is not None]
+    for base in bases:
+        for sub in subfolders:
+            if all((base / sub / f).is_file() for f in filenames):
+                return base / sub
+    try:
+        download(downloads)
+    except Exception as error:  # offline, refused, or torchvision's own md5 failure
+        raise DatasetNotFoundError(
+            f"{name}: expected {', '.join(filenames)} in {', '.join(str(b / subfolders[0]) for b in bases)}; "
+            f"download failed ({type(error).__name__}). Set GEOVAE_DATA to a folder that holds "
+            f"{subfolders[0]}/."
+        ) from None
+    return downloads / subfolders[0]
+
+
 def _read_idx_gz(path: Path) -> np.ndarray:
     """Decode an IDX file (LeCun's MNIST format) from its gzip archive."""
     with gzip.open(path, "rb") as handle:
@@ -76,61 +116,131 @@ def _read_idx_gz(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _find_archives(name: str, root: Path | None) -> dict:
-    """Map each archive torchvision expects to its path, downloading if none is found."""
+def _decode_idx(name: str, root: Path | None) -> dict:
     tv_class, folder, _ = IDX_DATASETS[name]
-    candidates = [c for c in (root, cache_dir() / "downloads") if c is not None]
-    for base in candidates:
-        for where in (base / folder / "raw", base / folder, base):
-            paths = {f: where / f for f, _ in tv_class.resources}
-            if all(p.is_file() for p in paths.values()):
-                return paths
-    expected = ", ".join(f for f, _ in tv_class.resources)
-    searched = ", ".join(str(c / folder / "raw") for c in candidates)
-    download_root = cache_dir() / "downloads"
-    try:
-        tv_class(root=download_root, train=True, download=True)
-    except Exception as error:  # offline, refused, or torchvision's own md5 failure
-        raise DatasetNotFoundError(
-            f"{name}: expected {expected} in {searched}; download failed "
-            f"({type(error).__name__}). Set GEOVAE_DATA to a folder that holds {folder}/raw/."
-        ) from None
-    return {f: download_root / folder / "raw" / f for f, _ in tv_class.resources}
-
-
-def _decode(name: str, root: Path | None) -> dict:
-    tv_class, _, _ = IDX_DATASETS[name]
-    paths = _find_archives(name, root)
-    for filename, md5 in tv_class.resources:
-        found = _md5(paths[filename])
-        if found != md5:
-            raise DatasetChecksumError(
-                f"{name}: {paths[filename]} has md5 {found}, expected {md5}: the archive is corrupted"
-            )
-    arrays = {f: _read_idx_gz(p) for f, p in paths.items()}
     files = [f for f, _ in tv_class.resources]
+    where = _locate(name, root, [f"{folder}/raw", folder, "."], files,
+                    lambda d: tv_class(root=d, train=True, download=True))
+    _verify(name, where, tv_class.resources)
+    arrays = [_read_idx_gz(where / f) for f in files]
     return {
-        "train_images": torch.from_numpy(arrays[files[0]].copy()).unsqueeze(1),
-        "train_labels": torch.from_numpy(arrays[files[1]].astype(np.int64)),
-        "test_images": torch.from_numpy(arrays[files[2]].copy()).unsqueeze(1),
-        "test_labels": torch.from_numpy(arrays[files[3]].astype(np.int64)),
+        "train_images": torch.from_numpy(arrays[0].copy()).unsqueeze(1),
+        "train_labels": torch.from_numpy(arrays[1].astype(np.int64)),
+        "test_images": torch.from_numpy(arrays[2].copy()).unsqueeze(1),
+        "test_labels": torch.from_numpy(arrays[3].astype(np.int64)),
     }
+
+
+def _decode_cifar10(root: Path | None) -> dict:
+    """torchvision's CIFAR-10 python batches: 5 training pickles and one test pickle."""
+    tv = torchvision.datasets.CIFAR10
+    checksums = tv.train_list + tv.test_list
+    where = _locate("cifar10", root, [tv.base_folder], [f for f, _ in checksums],
+                    lambda d: tv(root=d, train=True, download=True))
+    _verify("cifar10", where, checksums)
+
+    def read(entries):
+        images, labels = [], []
+        for filename, _ in entries:
+            with open(where / filename, "rb") as handle:
+                batch = pickle.load(handle, encoding="latin1")
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(batch["labels"])
+        return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.int64)
+
+    (train_x, train_y), (test_x, test_y) = read(tv.train_list), read(tv.test_list)
+    return {"train_images": train_x, "train_labels": train_y, "test_images": test_x, "test_labels": test_y}
+
+
+def _celeba_files(root: Path | None) -> tuple:
+    """(image folder, train names, test names): torchvision's CelebA split when its files are
+    all there, else ``list_eval_partition.txt`` (0, 1: train; 2: test), else the last tenth."""
+    bases = [b for b in (root, cache_dir() / "downloads") if b is not None]
+    for base in bases:
+        try:
+            train = torchvision.datasets.CelebA(base, split="train", download=False)
+            test = torchvision.datasets.CelebA(base, split="test", download=False)
+            return base / "celeba" / "img_align_celeba", list(train.filename), list(test.filename)
+        except Exception:  # RuntimeError when any of torchvision's files is missing
+            pass
+        for folder in (base / "celeba", base):
+            images = folder / "img_align_celeba"
+            if not images.is_dir():
+                continue
+            names = sorted(p.name for p in images.glob("*.jpg"))
+            if not names:
+                continue
+            partition_file = folder / "list_eval_partition.txt"
+            if partition_file.is_file():
+                split = dict(line.split() for line in partition_file.read_text().splitlines() if line.strip())
+                return (images, [n for n in names if split.get(n, "0") in ("0", "1")],
+                        [n for n in names if split.get(n) == "2"])
+            cut = len(names) - max(1, len(names) // 10)
+            return images, names[:cut], names[cut:]
+    raise DatasetNotFoundError(
+        "celeba: expected aligned JPEGs in "
+        + ", ".join(str(b / "celeba" / "img_align_celeba") for b in bases)
+        + " (torchvision's CelebA files, or a folder img_align_celeba/ of *.jpg). "
+        "Set GEOVAE_DATA to a folder that holds celeba/img_align_celeba/."
+    )
+
+
+def _center_square(image: Image.Image, size: int) -> np.ndarray:
+    """Centre-crop to a square (178 x 178 for aligned CelebA) and resize to ``size``."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    square = image.convert("RGB").crop((left, top, left + side, top + side))
+    return np.asarray(square.resize((size, size), Image.BILINEAR, reducing_gap=2.0))
+
+
+def _decode_celeba(root: Path | None) -> dict:
+    folder, train, test = _celeba_files(root)
+
+    def read(names):
+        if not names:
+            return torch.zeros(0, 3, CELEBA_SIZE, CELEBA_SIZE, dtype=torch.uint8)
+        arrays = []
+        for n in names:
+            with Image.open(folder / n) as image:
+                arrays.append(_center_square(image, CELEBA_SIZE))
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+    train_x, test_x = read(train), read(test)
+    return {"train_images": train_x, "train_labels": torch.full((len(train_x),), -1),
+            "test_images": test_x, "test_labels": torch.full((len(test_x),), -1)}
+
+
+def _cache_name(name: str, root: Path | None) -> str:
+    """The decoded-tensor file; CelebA's also depends on which images were found."""
+    if name != "celeba":
+        return f"{name}.pt"
+    folder, train, test = _celeba_files(root)
+    listing = hashlib.sha256("\n".join([str(folder), *train, "|", *test]).encode()).hexdigest()[:12]
+    return f"celeba{CELEBA_SIZE}-{listing}.pt"
 
 
 @functools.lru_cache(maxsize=4)
 def load_dataset(name: str, root: str | None = None) -> ImageDataset:
-    """Load ``name`` ("mnist", "fashion_mnist") whole into memory, decoding it at most once."""
-    if name not in IDX_DATASETS:
-        raise DatasetNotFoundError(f"dataset {name!r} is unknown; known: {', '.join(IDX_DATASETS)}")
+    """Load ``name`` (mnist, fashion_mnist, cifar10, celeba) whole into memory, decoding it
+    at most once."""
+    if name not in DATASETS:
+        raise DatasetNotFoundError(f"dataset {name!r} is unknown; known: {', '.join(DATASETS)}")
     root_path = Path(root) if root else data_root()
-    cached = cache_dir() / "data" / f"{name}.pt"
+    cached = cache_dir() / "data" / _cache_name(name, root_path)
     if cached.is_file():
         tensors = torch.load(cached)
     else:
-        tensors = _decode(name, root_path)
+        if name in IDX_DATASETS:
+            tensors = _decode_idx(name, root_path)
+        elif name == "cifar10":
+            tensors = _decode_cifar10(root_path)
+        else:
+            tensors = _decode_celeba(root_path)
         atomic_torch_save(tensors, cached)
     as_float = {k: (v.float() / 255.0 if k.endswith("images") else v) for k, v in tensors.items()}
-    return ImageDataset(name=name, classes=IDX_DATASETS[name][2], **as_float)
+    classes = IDX_DATASETS[name][2] if name in IDX_DATASETS else CIFAR10_CLASSES if name == "cifar10" else ()
+    return ImageDataset(name=name, classes=classes, **as_float)
 
 
 def binarized(images: torch.Tensor, seed: int = 0) -> torch.Tensor:

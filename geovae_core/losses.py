@@ -29,19 +29,46 @@ def gaussian_nll(logits: torch.Tensor, x: torch.Tensor, std: float) -> torch.Ten
     return 0.5 * squared / std**2 + x.shape[1] * (math.log(std) + 0.5 * math.log(2 * math.pi))
 
 
+def squared_error(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """||x - x_hat||^2 per sample, P's reconstruction loss (§1)."""
+    return (x - torch.sigmoid(logits)).pow(2).sum(dim=1)
+
+
+def centering(mu: torch.Tensor) -> torch.Tensor:
+    """||mu||^2, P §2.2's centering term."""
+    return mu.pow(2).sum(dim=1)
+
+
+def asymmetric_spread(logvar: torch.Tensor) -> torch.Tensor:
+    """sum_i ReLU(-log Var_i), P §2.2's asymmetric expansion: penalise only Var_i < 1."""
+    return torch.relu(-logvar).sum(dim=1)
+
+
+def symmetric_spread(logvar: torch.Tensor) -> torch.Tensor:
+    """sum_i log(1 + (log Var_i)^2), P §2.2's symmetric stabilisation around Var_i = 1."""
+    return torch.log1p(logvar.pow(2)).sum(dim=1)
+
+
+RECONSTRUCTIONS = {
+    "bernoulli": lambda logits, x, config: bernoulli_nll(logits, x),
+    "gaussian": lambda logits, x, config: gaussian_nll(logits, x, config.decoder_std),
+    "mse": lambda logits, x, config: squared_error(logits, x),
+}
+LIKELIHOODS = tuple(RECONSTRUCTIONS)
+
+
 def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, config) -> torch.Tensor:
-    """-log p(x|z) under the likelihood the config names; x is flattened to [B, D]."""
-    x = x.flatten(1)
-    if config.likelihood == "bernoulli":
-        return bernoulli_nll(logits, x)
-    return gaussian_nll(logits, x, config.decoder_std)
+    """The reconstruction term the config's ``likelihood`` names; x is flattened to [B, D].
+    (For ``mse`` it is a squared error, not a normalised likelihood.)"""
+    return RECONSTRUCTIONS[config.likelihood](logits, x.flatten(1), config)
 
-
-LIKELIHOODS = ("bernoulli", "gaussian")
 
 LOSS_TERMS = {
     "recon": lambda x, y, out, config: reconstruction_nll(out["logits"], x, config),
     "kl": lambda x, y, out, config: kl_to_standard_normal(out["mu"], out["logvar"]),
+    "centering": lambda x, y, out, config: centering(out["mu"]),
+    "spread_asym": lambda x, y, out, config: asymmetric_spread(out["logvar"]),
+    "spread_sym": lambda x, y, out, config: symmetric_spread(out["logvar"]),
     "xent": lambda x, y, out, config: F.cross_entropy(out["class_logits"], y, reduction="none"),
 }
 

@@ -1,4 +1,9 @@
-"""Models built from a config by a small dispatch table (``ARCHITECTURES``)."""
+"""Models built from a config by a small dispatch table (``ARCHITECTURES``).
+
+Every autoencoder is an ``Autoencoder`` around an encoder and a decoder made of the shared
+blocks below: ``mlp`` for 28 x 28 x 1, ``conv_encoder``/``conv_decoder`` (stride-2
+convolutions and transposed convolutions) for 28 x 28, 32 x 32 and 64 x 64 images.
+"""
 from __future__ import annotations
 
 import math
@@ -7,6 +12,7 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+LATENTS = ("sampled", "mean", "point")
 
 
 def mlp(sizes, activation: str, final_activation: str | None = None) -> nn.Sequential:
@@ -22,32 +28,57 @@ def mlp(sizes, activation: str, final_activation: str | None = None) -> nn.Seque
     return nn.Sequential(*layers)
 
 
+def conv_encoder(image_shape: tuple, channels: tuple, out_features: int, activation: str) -> nn.Sequential:
+    """Stride-2 4x4 convolutions (each halves the side), then a linear layer to ``out_features``."""
+    c, h, w = image_shape
+    layers, previous = [], c
+    for width in channels:
+        layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+        previous = width
+    side_h, side_w = h >> len(channels), w >> len(channels)
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(previous * side_h * side_w, out_features))
+
+
+def conv_decoder(latent_dim: int, channels: tuple, image_shape: tuple, activation: str) -> nn.Sequential:
+    """The mirror of ``conv_encoder``: linear, then stride-2 transposed convolutions to pixel logits."""
+    c, h, w = image_shape
+    side_h, side_w = h >> len(channels), w >> len(channels)
+    widths = list(reversed(channels))
+    layers = [nn.Linear(latent_dim, widths[0] * side_h * side_w), ACTIVATIONS[activation](),
+              nn.Unflatten(1, (widths[0], side_h, side_w))]
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+    layers += [nn.ConvTranspose2d(widths[-1], c, 4, stride=2, padding=1), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
 class Autoencoder(nn.Module):
     """x -> encoder -> mu (and log sigma^2) -> z -> decoder -> pixel logits.
 
-    ``variational``: the encoder emits [mu, log sigma^2] and the decoder receives
-    z = mu + sigma * eps, eps ~ N(0, I) (AEVB's reparameterisation, eq. 10);
-    otherwise z = mu. Decoder outputs are logits; ``decode`` applies the sigmoid
-    that ends K's decoder (Appendix A), so BCE can be computed stably from logits.
+    ``latent`` (see ``LATENTS``): ``sampled``, the encoder emits [mu, log sigma^2] and the
+    decoder receives z = mu + sigma * eps, eps ~ N(0, I) (AEVB's reparameterisation, eq. 10);
+    ``mean``, the same encoder but the decoder receives mu (P §2.1's "AE with KL");
+    ``point``, the encoder emits z = mu only (a plain AE). Decoder outputs are logits;
+    ``decode`` applies the final sigmoid, so BCE can be computed stably from logits.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 image_shape: tuple, variational: bool):
+                 image_shape: tuple, latent: str):
         super().__init__()
         self.encoder, self.decoder = encoder, decoder
-        self.latent_dim, self.image_shape, self.variational = latent_dim, tuple(image_shape), variational
+        self.latent_dim, self.image_shape, self.latent = latent_dim, tuple(image_shape), latent
 
     def encode(self, x: torch.Tensor):
-        """Return (mu, logvar); logvar is None for a deterministic encoder."""
+        """Return (mu, logvar); logvar is None for a ``point`` encoder."""
         h = self.encoder(x)
-        if self.variational:
-            mu, logvar = h.chunk(2, dim=1)
-            return mu, logvar
-        return h, None
+        if self.latent == "point":
+            return h, None
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar
 
     def forward(self, x: torch.Tensor) -> dict:
         mu, logvar = self.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.variational else mu
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.latent == "sampled" else mu
         return {"mu": mu, "logvar": logvar, "z": z, "logits": self.decoder(z)}
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -67,33 +98,45 @@ class Classifier(nn.Module):
         return {"features": features, "class_logits": self.head(features)}
 
 
-def _kth_vae(config, image_shape):
-    """K, Appendix A.1: 784-500(tanh)-[mu, log sigma^2] and z-500(tanh)-784(sigmoid)."""
-    d = math.prod(image_shape)
-    h = config.hidden_dim
-    encoder = nn.Sequential(nn.Flatten(), mlp([d, h, 2 * config.latent_dim], config.activation))
-    decoder = mlp([config.latent_dim, h, d], config.activation)
-    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, variational=True)
+def _encoder_outputs(config) -> int:
+    return config.latent_dim if config.latent == "point" else 2 * config.latent_dim
 
 
-def _kth_ae(config, image_shape):
-    """K, Appendix A.2: 784-500(tanh)-z(tanh) and z-500(tanh)-784(sigmoid)."""
-    d = math.prod(image_shape)
-    h = config.hidden_dim
-    encoder = nn.Sequential(nn.Flatten(), mlp([d, h, config.latent_dim], config.activation, "tanh"))
+def _kth(config, image_shape):
+    """K, Appendix A: 784-500(tanh)-[mu, log sigma^2] (A.1, VAE) or 784-500(tanh)-z(tanh)
+    (A.2, AE: ``latent="point"``), and z-500(tanh)-784(sigmoid)."""
+    d, h = math.prod(image_shape), config.hidden_dim
+    latent_activation = "tanh" if config.latent == "point" else None
+    encoder = nn.Sequential(nn.Flatten(), mlp([d, h, _encoder_outputs(config)], config.activation,
+                                              latent_activation))
     decoder = mlp([config.latent_dim, h, d], config.activation)
-    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, variational=False)
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent)
+
+
+def _mlp(config, image_shape):
+    """A feed-forward autoencoder: D-widths...-latent and its mirror (P's "FFN")."""
+    d = math.prod(image_shape)
+    encoder = nn.Sequential(nn.Flatten(), mlp([d, *config.widths, _encoder_outputs(config)], config.activation))
+    decoder = mlp([config.latent_dim, *reversed(config.widths), d], config.activation)
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent)
+
+
+def _conv(config, image_shape):
+    """A convolutional encoder and a transposed-convolution decoder (P Figs 1, 3; CIFAR's CNN)."""
+    encoder = conv_encoder(image_shape, config.widths, _encoder_outputs(config), config.activation)
+    decoder = conv_decoder(config.latent_dim, config.widths, image_shape, config.activation)
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent)
 
 
 def _mlp_classifier(config, image_shape):
-    """The feature network of the sample-quality metric: 784-hidden-latent (ReLU), linear head.
+    """The feature network of the sample-quality metric: D-hidden-latent (ReLU), linear head.
     Its "latent" is the penultimate feature layer."""
     d = math.prod(image_shape)
     features = nn.Sequential(nn.Flatten(), mlp([d, config.hidden_dim, config.latent_dim], "relu", "relu"))
     return Classifier(features, config.latent_dim, n_classes=10)
 
 
-ARCHITECTURES = {"kth_vae": _kth_vae, "kth_ae": _kth_ae, "mlp_classifier": _mlp_classifier}
+ARCHITECTURES = {"kth": _kth, "mlp": _mlp, "conv": _conv, "mlp_classifier": _mlp_classifier}
 
 
 def build_model(config, image_shape: tuple) -> nn.Module:

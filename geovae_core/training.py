@@ -74,7 +74,13 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
     split = experiment_split(config)
     x_train, y_train, x_test, y_test = split
     model = build_model(config, tuple(x_train.shape[1:])).to(config.device)
-    optimizer = make_optimizer(config, model.parameters())
+    if config.init_from is not None:
+        start = run(config.init_from, progress=progress).model.state_dict()
+        model.load_state_dict({k: v for k, v in start.items() if k.split(".")[0] not in config.reinit},
+                              strict=False)
+    for name in config.freeze:
+        getattr(model, name).requires_grad_(False)
+    optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
     order = torch.Generator().manual_seed(config.seed)
     n, batch = len(x_train), config.batch_size
     history = []
@@ -89,9 +95,8 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
             xb, yb = x_train[index], y_train[index]
             terms = loss_terms(xb, yb, model(xb), config)
             if not torch.isfinite(terms["loss"]):
-                raise TrainingDivergedError(
-                    f"{config.label()}: loss became {float(terms['loss'].detach())} in epoch {epoch}; nothing was cached"
-                )
+                raise TrainingDivergedError(f"{config.label()}: loss became {float(terms['loss'].detach())} "
+                                            f"in epoch {epoch}; nothing was cached")
             optimizer.zero_grad()
             terms["loss"].backward()
             optimizer.step()

@@ -79,7 +79,7 @@ def test_binarisation_is_fixed_and_binary():
 
 
 def test_the_split_takes_the_configured_subsets():
-    config = ExperimentConfig(model="kth_vae", train_size=300, test_size=50, binarize=True)
+    config = ExperimentConfig(model="kth", train_size=300, test_size=50, binarize=True)
     x_train, y_train, x_test, y_test = experiment_split(config)
     assert (len(x_train), len(y_train), len(x_test), len(y_test)) == (300, 300, 50, 50)
     assert set(x_train.unique().tolist()) == {0.0, 1.0}
