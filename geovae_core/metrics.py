@@ -62,15 +62,33 @@ def classifier_config(dataset: str, epochs: int, device: str, seed: int = 0) -> 
 
 
 class SampleQuality:
-    """Scores image sets against a dataset's real test images in a trained classifier's
-    feature space: ``fd`` (lower is better) and ``confidence`` (mean max softmax)."""
+    """Scores image sets against a dataset's real test images in a feature space: ``fd``
+    (Fréchet distance, lower is better) and ``confidence`` (the classifier's mean max softmax).
 
-    def __init__(self, dataset: str, epochs: int, device: str, progress: bool = True):
-        self.run = run(classifier_config(dataset, epochs, device), progress=progress)
-        self.reference = self.features(load_dataset(dataset).test_images.to(device))[0]
+    A labelled dataset uses the penultimate layer of a small classifier trained once and
+    cached. A dataset without labels (CelebA here) uses the top ``components`` principal
+    components of the real training pixels (a pixel-PCA space) and has no confidence (NaN).
+    """
+
+    def __init__(self, dataset: str, epochs: int, device: str, progress: bool = True,
+                 components: int = 64):
+        data = load_dataset(dataset)
+        self.space = "classifier" if data.classes else f"pixel PCA ({components} components)"
+        if data.classes:
+            self.run = run(classifier_config(dataset, epochs, device), progress=progress)
+        else:
+            self.run = None
+            flat = data.train_images.flatten(1)
+            self.mean = flat.mean(0)
+            torch.manual_seed(0)
+            self.basis = torch.pca_lowrank(flat - self.mean, q=components + 8, center=False)[2][:, :components]
+        self.reference = self.features(data.test_images.to(device))[0]
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, chunk: int = 2000):
+        """(features [N, F] as numpy, class probabilities [N, classes] or None)."""
+        if self.run is None:
+            return ((images.flatten(1).cpu() - self.mean) @ self.basis).numpy(), None
         feats, probs = [], []
         for start in range(0, len(images), chunk):
             out = self.run.model(images[start:start + chunk])
@@ -84,5 +102,5 @@ class SampleQuality:
 
     def __call__(self, images: torch.Tensor) -> dict:
         feats, probs = self.features(images)
-        return {"fd": frechet_distance(feats, self.reference),
-                "confidence": float(probs.max(dim=1).values.mean())}
+        confidence = float(probs.max(dim=1).values.mean()) if probs is not None else math.nan
+        return {"fd": frechet_distance(feats, self.reference), "confidence": confidence}

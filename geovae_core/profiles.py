@@ -25,6 +25,10 @@ def _positive_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
+def _non_negative_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _list_of(check):
     return lambda value: isinstance(value, (list, tuple)) and len(value) > 0 and all(map(check, value))
 
@@ -50,7 +54,23 @@ KNOBS = {
     "iw_test_size": (_positive_int, "a positive integer"),
     "n_samples": (_positive_int, "a positive integer"),
     "classifier_epochs": (_positive_int, "a positive integer"),
-    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"),
+    "seed": (_non_negative_int, "a non-negative integer"),
+    "seeds": (_list_of(_non_negative_int), "a non-empty list of non-negative integers"),
+    "latent_dim": (_positive_int, "a positive integer"),
+    "widths": (_list_of(_positive_int), "a non-empty list of positive integers (layer widths)"),
+    "cnn_widths": (_list_of(_positive_int), "a non-empty list of positive integers (channels)"),
+    "lr": (_positive_number, "a positive number"),
+    "betas": (_list_of(_positive_number), "a non-empty list of positive numbers"),
+    "cv_batches": (_positive_int, "a positive integer"),
+    "cv_batch_size": (lambda v: _positive_int(v) and v >= 2, "an integer of at least 2"),
+    "cv_draws": (_positive_int, "a positive integer"),
+    "ball_classes": (lambda v: _list_of(lambda c: _non_negative_int(c) and c < 10)(v) and len(v) == 2,
+                     "two class labels between 0 and 9"),
+    "balls_per_class": (_positive_int, "a positive integer"),
+    "ball_samples": (_positive_int, "a positive integer"),
+    "ball_epochs": (_positive_int, "a positive integer"),
+    "coverage_size": (_positive_int, "a positive integer"),
+    "n_paths": (_positive_int, "a positive integer"),
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
 }
 
@@ -60,7 +80,42 @@ _KTH_COMMON = dict(
     seed=0, device="auto",
 )
 
+_P_COMMON = dict(lr=1e-3, likelihood="mse", device="auto")
+
 PROFILES = {
+    "N3": {
+        "smoke": dict(_P_COMMON, latent_dim=16, widths=[64], cnn_widths=[8, 16, 32], betas=[0.05, 0.1],
+                      seeds=[0], epochs=2, batch_size=128, train_size=1000, cv_batches=2,
+                      cv_batch_size=128, cv_draws=10, ball_classes=[1, 7], balls_per_class=10,
+                      ball_samples=20, ball_epochs=2),
+        "quick": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[32, 64, 128],
+                      betas=[0.05, 0.1], seeds=[0, 1], epochs=10, batch_size=128, train_size=20000,
+                      cv_batches=16, cv_batch_size=128, cv_draws=100, ball_classes=[1, 7],
+                      balls_per_class=10, ball_samples=100, ball_epochs=10),
+        "paper": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[32, 64, 128],
+                      betas=[0.05, 0.1], seeds=[0, 1, 2], epochs=20, batch_size=128, train_size=60000,
+                      cv_batches=16, cv_batch_size=128, cv_draws=1000, ball_classes=[1, 7],
+                      balls_per_class=10, ball_samples=200, ball_epochs=20),
+    },
+    "N4": {
+        "smoke": dict(_P_COMMON, latent_dim=16, cnn_widths=[8, 16, 32, 64], epochs=1, batch_size=64,
+                      train_size=256, test_size=128, seed=0, n_samples=128, coverage_size=128),
+        "quick": dict(_P_COMMON, latent_dim=128, cnn_widths=[32, 64, 128, 256], epochs=8, batch_size=64,
+                      train_size=100000, test_size=1000, seed=0, n_samples=660, coverage_size=660),
+        "paper": dict(_P_COMMON, latent_dim=128, cnn_widths=[32, 64, 128, 256], epochs=10, batch_size=64,
+                      train_size=100000, test_size=10000, seed=0, n_samples=5000, coverage_size=1000),
+    },
+    "N5": {
+        "smoke": dict(_P_COMMON, likelihood="bernoulli", latent_dim=16, widths=[64], epochs=1,
+                      batch_size=128, train_size=1000, seed=0, n_samples=200, n_paths=2,
+                      classifier_epochs=1),
+        "quick": dict(_P_COMMON, likelihood="bernoulli", latent_dim=16, widths=[512, 256], epochs=10,
+                      batch_size=128, train_size=60000, seed=0, n_samples=2000, n_paths=16,
+                      classifier_epochs=3),
+        "paper": dict(_P_COMMON, likelihood="bernoulli", latent_dim=16, widths=[512, 256], epochs=20,
+                      batch_size=128, train_size=60000, seed=0, n_samples=10000, n_paths=64,
+                      classifier_epochs=10),
+    },
     "N11": {
         "smoke": dict(_KTH_COMMON, latent_dims=[3, 20], epochs=2, manifold_epochs=2, train_size=2000, test_size=500,
                       lr_search_epochs=1, lr_search_size=1000, iw_samples=20, iw_test_size=100,

@@ -1,0 +1,91 @@
+import math
+
+import pytest
+import torch
+
+from geovae_core import ExperimentConfig
+from geovae_core.geometry import (cv_nnd, dynamic_latent_coverage, interpolate, latent_cv_nnd,
+                                  nearest_neighbour_sq_distances, perturb, step_sizes,
+                                  step_unevenness)
+from geovae_core.models import build_model
+
+
+def _grid(n=8, d=2):
+    axes = torch.meshgrid(*[torch.arange(n, dtype=torch.float32)] * d, indexing="ij")
+    return torch.stack([a.flatten() for a in axes], dim=1)
+
+
+def test_a_regular_grid_has_cv_zero():
+    assert nearest_neighbour_sq_distances(_grid()).unique().tolist() == [1.0]
+    assert cv_nnd(_grid()).item() == 0.0
+
+
+def test_cv_of_a_known_point_set():
+    z = torch.tensor([[0.0], [1.0], [3.0], [7.0]])  # squared NN distances 1, 1, 4, 16
+    d = torch.tensor([1.0, 1.0, 4.0, 16.0])
+    assert cv_nnd(z).item() == pytest.approx((d.std() / d.mean()).item())
+
+
+def test_irregular_spacing_has_a_larger_cv_than_a_jittered_grid():
+    g = torch.Generator().manual_seed(0)
+    jittered = _grid() + 0.05 * torch.randn(64, 2, generator=g)
+    irregular = torch.cat([_grid(4) * 0.01, _grid(6) + 10])  # a tight clump beside a coarse grid
+    assert 0 < cv_nnd(jittered) < 0.5 < cv_nnd(irregular)
+
+
+def test_cv_is_batched_over_leading_dims():
+    z = torch.randn(3, 50, 4)
+    assert torch.allclose(cv_nnd(z), torch.stack([cv_nnd(z[i]) for i in range(3)]))
+
+
+def test_latent_cv_nnd_uses_draws_only_for_sampled_latents():
+    x = torch.rand(64, 1, 28, 28)
+    torch.manual_seed(0)
+    for latent in ("sampled", "mean"):
+        model = build_model(ExperimentConfig(model="mlp", latent=latent, widths=(32,), latent_dim=4,
+                                             init_std=None, activation="relu"), (1, 28, 28))
+        out = latent_cv_nnd(model, x, batches=2, batch_size=32, draws=20)
+        assert (out["cv_nnd"] == out["cv_nnd_mu"]) == (latent == "mean")
+
+
+def test_codes_equal_to_the_prior_samples_cover_fully():
+    z = torch.randn(300, 8, generator=torch.Generator().manual_seed(0))
+    coverage, tau = dynamic_latent_coverage(z, z.clone())
+    assert coverage == 1.0 and tau > 0
+
+
+def test_codes_far_from_the_origin_cover_nothing():
+    mu = torch.randn(300, 8, generator=torch.Generator().manual_seed(0)) * 0.1 + 50
+    prior = torch.randn(300, 8, generator=torch.Generator().manual_seed(1))
+    assert dynamic_latent_coverage(mu, prior)[0] == 0.0
+
+
+def test_tau_skips_the_closest_neighbour():
+    # points on a line at 0, 1, 3, 6, 10: with k_nn = 2, tau comes from 2nd-nearest distances only
+    mu = torch.tensor([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    second = torch.tensor([3.0, 2.0, 3.0, 4.0, 7.0])  # each point's 2nd-nearest distance
+    _, tau = dynamic_latent_coverage(mu, torch.zeros(1, 1), k_nn=2, eta=50)
+    assert tau == pytest.approx(second.median().item())
+
+
+def test_interpolation_endpoints_are_exact():
+    z1, z2 = torch.randn(5), torch.randn(5)
+    path = interpolate(z1, z2, 10)
+    assert path.shape == (10, 5) and torch.equal(path[0], z1) and torch.allclose(path[-1], z2)
+    assert torch.allclose(path[4] - path[3], (z2 - z1) / 9, atol=1e-6)
+
+
+def test_perturbation_changes_one_dimension_only():
+    z = torch.zeros(6)
+    out = perturb(z, 2, [0.1, 1.0, 15.0])
+    assert out.shape == (3, 6) and out[:, 2].tolist() == pytest.approx([0.1, 1.0, 15.0])
+    assert out[:, [0, 1, 3, 4, 5]].abs().sum() == 0
+
+
+def test_step_measures_on_hand_made_paths():
+    even = torch.linspace(0, 1, 5).view(5, 1, 1, 1).expand(5, 1, 2, 2)
+    assert step_sizes(even).tolist() == pytest.approx([0.25] * 4)
+    assert step_unevenness(even) == pytest.approx(1.0)
+    jump = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]).view(5, 1, 1, 1).expand(5, 1, 2, 2)
+    assert step_unevenness(jump) == pytest.approx(4.0)
+    assert not math.isnan(step_unevenness(torch.zeros(4, 1, 2, 2)))
