@@ -90,3 +90,30 @@ def step_unevenness(frames: torch.Tensor) -> float:
     the images jump (a measure of smoothness for perturbation and interpolation paths)."""
     steps = step_sizes(frames)
     return float(steps.max() / steps.mean().clamp_min(1e-12))
+
+
+def fit_ellipsoid(points: torch.Tensor, scale: float = 2.0) -> tuple:
+    """An ellipsoid fitted to a point cloud [N, D]: (centre [D], radii [D], axes [D, D] as
+    columns), the radii ``scale`` standard deviations along the covariance's principal axes."""
+    centre = points.mean(dim=0)
+    covariance = torch.cov(points.T)
+    variances, axes = torch.linalg.eigh(covariance)
+    return centre, scale * variances.clamp_min(0).sqrt(), axes
+
+
+def sample_map_fit(mu: torch.Tensor, logvar: torch.Tensor, samples: int, seed: int = 0,
+                   n_neighbors: int = 200, min_dist: float = 0.99) -> dict:
+    """P Fig 2a's sample-map-fit: draw ``samples`` points from each encoded Gaussian
+    N(mu_i, sigma_i^2), map all of them to 3-D with one UMAP, and fit an ellipsoid to each
+    Gaussian's projected cloud. Returns the clouds [n, samples, 3] and the ellipsoids.
+    UMAP's neighbourhoods are wider than one ball's cloud (``n_neighbors`` > ``samples``), so
+    the map keeps the balls' relative placement, and ``min_dist`` keeps each cloud spread out."""
+    import umap
+
+    generator = torch.Generator().manual_seed(seed)
+    mu, std = mu.cpu(), torch.exp(0.5 * logvar.cpu())
+    points = mu[:, None] + std[:, None] * torch.randn(len(mu), samples, mu.shape[1], generator=generator)
+    mapper = umap.UMAP(n_components=3, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1)
+    embedding = mapper.fit_transform(points.flatten(0, 1).numpy())
+    clouds = torch.from_numpy(embedding).float().view(len(mu), samples, 3)
+    return {"clouds": clouds, "ellipsoids": [fit_ellipsoid(cloud) for cloud in clouds]}

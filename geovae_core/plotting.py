@@ -45,3 +45,12 @@ def plot_train_test(ax, run, x: str = "epoch", key: str = "loss") -> None:
     ax.plot(run.curve(x), run.curve(f"train_{key}"), color="tab:blue", label="train")
     ax.plot(run.curve(x), run.curve(f"test_{key}"), color="tab:orange", label="test")
     ax.set_xlabel("training samples" if x == "samples" else x)
+
+
+def draw_ellipsoid(ax, centre, radii, axes, color, alpha: float = 0.25, resolution: int = 16) -> None:
+    """Draw an ellipsoid (as ``geometry.fit_ellipsoid`` returns it) on a 3-D axis."""
+    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, resolution), np.linspace(0, np.pi, resolution))
+    sphere = np.stack([np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v)], axis=-1)
+    surface = (sphere * radii.numpy()) @ axes.numpy().T + centre.numpy()
+    ax.plot_surface(surface[..., 0], surface[..., 1], surface[..., 2], color=color, alpha=alpha,
+                    linewidth=0, shade=True)

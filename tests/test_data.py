@@ -67,7 +67,7 @@ def test_a_corrupted_archive_is_a_checksum_error_and_leaves_nothing_behind(fresh
 
 
 def test_an_unknown_dataset_lists_the_known_ones(fresh):
-    with pytest.raises(DatasetNotFoundError, match="'svhn' is unknown; known: mnist, fashion_mnist"):
+    with pytest.raises(DatasetNotFoundError, match="'svhn' is unknown; known: mnist, fashion_mnist, cifar10, celeba"):
         load_dataset("svhn")
 
 
@@ -83,3 +83,83 @@ def test_the_split_takes_the_configured_subsets():
     x_train, y_train, x_test, y_test = experiment_split(config)
     assert (len(x_train), len(y_train), len(x_test), len(y_test)) == (300, 300, 50, 50)
     assert set(x_train.unique().tolist()) == {0.0, 1.0}
+
+
+def _jpegs(folder: Path, names, size=(40, 50)):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, name in enumerate(names):
+        Image.new("RGB", size, (10 * i % 255, 100, 200)).save(folder / name)
+
+
+def test_celeba_from_a_folder_of_jpegs_split_by_the_partition_file(fresh, monkeypatch):
+    root = fresh / "root"
+    names = [f"{i:06d}.jpg" for i in range(1, 8)]
+    _jpegs(root / "celeba" / "img_align_celeba", names)
+    partitions = ["0", "0", "1", "0", "2", "2", "0"]
+    (root / "celeba" / "list_eval_partition.txt").write_text(
+        "\r\n".join(f"{n} {p}" for n, p in zip(names, partitions)) + "\r\n")
+    monkeypatch.setenv("GEOVAE_DATA", str(root))
+    data = load_dataset("celeba")
+    assert data.train_images.shape == (5, 3, 64, 64) and data.test_images.shape == (2, 3, 64, 64)
+    assert data.train_labels.tolist() == [-1] * 5 and data.classes == ()
+    assert data.test_images[0, 0].mean().item() == pytest.approx(40 / 255, abs=0.01)  # image 5's red level
+    assert len(list((fresh / "cache" / "data").glob("celeba64-*.pt"))) == 1
+
+
+def test_celeba_without_a_partition_file_keeps_the_last_tenth_for_testing(fresh, monkeypatch):
+    _jpegs(fresh / "root" / "img_align_celeba", [f"{i:06d}.jpg" for i in range(20)], size=(64, 64))
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    data = load_dataset("celeba")
+    assert (len(data.train_images), len(data.test_images)) == (18, 2)
+
+
+def test_missing_celeba_says_what_was_looked_for(fresh, monkeypatch):
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "empty"))
+    with pytest.raises(DatasetNotFoundError, match=r"celeba: expected aligned JPEGs in .*empty/celeba/img_align_celeba"):
+        load_dataset("celeba")
+
+
+def _cifar_batches(folder: Path, n_per_batch=4):
+    import pickle
+
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for filename, _ in torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list:
+        batch = {"data": torch.randint(0, 256, (n_per_batch, 3072), generator=g, dtype=torch.uint8).numpy(),
+                 "labels": list(range(n_per_batch))}
+        with open(folder / filename, "wb") as handle:
+            pickle.dump(batch, handle)
+
+
+def test_cifar10_path_on_generated_cifar_shaped_batches(fresh, monkeypatch):
+    from geovae_core.data import _md5
+
+    folder = fresh / "root" / "cifar-10-batches-py"
+    _cifar_batches(folder)
+    tv = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(tv, "train_list", [[f, _md5(folder / f)] for f, _ in tv.train_list])
+    monkeypatch.setattr(tv, "test_list", [[f, _md5(folder / f)] for f, _ in tv.test_list])
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    data = load_dataset("cifar10")
+    assert data.train_images.shape == (20, 3, 32, 32) and data.test_images.shape == (4, 3, 32, 32)
+    assert data.train_labels[:4].tolist() == [0, 1, 2, 3] and data.classes[0] == "airplane"
+    config = ExperimentConfig(model="conv", dataset="cifar10", widths=(4, 8, 16), latent_dim=3,
+                              activation="relu", init_std=None, epochs=1, batch_size=8)
+    from geovae_core import train
+    assert train(config, progress=False).history[0]["test_loss"] > 0
+
+
+def test_cifar10_with_real_checksums_rejects_generated_batches(fresh, monkeypatch):
+    _cifar_batches(fresh / "root" / "cifar-10-batches-py")
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    with pytest.raises(DatasetChecksumError, match="cifar10: .*data_batch_1 has md5"):
+        load_dataset("cifar10")
+
+
+def test_missing_cifar10_names_the_files_and_folder(fresh, monkeypatch):
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "empty"))
+    with pytest.raises(DatasetNotFoundError, match=r"cifar10: expected data_batch_1, .*test_batch in .*empty/cifar-10-batches-py"):
+        load_dataset("cifar10")

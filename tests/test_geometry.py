@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from geovae_core import ExperimentConfig
-from geovae_core.geometry import (cv_nnd, dynamic_latent_coverage, interpolate, latent_cv_nnd,
+from geovae_core.geometry import (cv_nnd, dynamic_latent_coverage, fit_ellipsoid, interpolate, latent_cv_nnd,
                                   nearest_neighbour_sq_distances, perturb, step_sizes,
                                   step_unevenness)
 from geovae_core.models import build_model
@@ -89,3 +89,13 @@ def test_step_measures_on_hand_made_paths():
     jump = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]).view(5, 1, 1, 1).expand(5, 1, 2, 2)
     assert step_unevenness(jump) == pytest.approx(4.0)
     assert not math.isnan(step_unevenness(torch.zeros(4, 1, 2, 2)))
+
+
+def test_an_ellipsoid_fit_recovers_the_axes_of_a_gaussian_cloud():
+    g = torch.Generator().manual_seed(0)
+    rotation = torch.linalg.qr(torch.randn(3, 3, generator=g))[0]
+    points = (torch.randn(20000, 3, generator=g) * torch.tensor([0.5, 1.0, 3.0])) @ rotation.T + 7
+    centre, radii, axes = fit_ellipsoid(points)
+    assert torch.allclose(centre, torch.full((3,), 7.0), atol=0.05)
+    assert torch.allclose(radii, 2 * torch.tensor([0.5, 1.0, 3.0]), rtol=0.03)
+    assert abs(float(axes[:, 2] @ rotation[:, 2])) == pytest.approx(1.0, abs=1e-3)

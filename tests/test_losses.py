@@ -48,3 +48,32 @@ def test_loss_is_the_weighted_sum_of_its_terms():
     assert terms["kl"].item() == pytest.approx(1.0)
     assert terms["recon"].item() == pytest.approx(4 * math.log(2), rel=1e-6)
     assert terms["loss"].item() == pytest.approx(terms["recon"].item() + 0.5, rel=1e-6)
+
+
+def test_p_loss_terms_against_hand_computed_values():
+    from geovae_core.losses import asymmetric_spread, centering, squared_error, symmetric_spread
+
+    mu = torch.tensor([[1.0, -2.0, 0.5]])
+    logvar = torch.tensor([[-1.0, 0.0, 2.0]])
+    assert centering(mu).item() == pytest.approx(1 + 4 + 0.25)
+    assert asymmetric_spread(logvar).item() == pytest.approx(1.0)  # only log Var < 0 is penalised
+    assert symmetric_spread(logvar).item() == pytest.approx(math.log(2) + 0 + math.log(5))
+    assert symmetric_spread(torch.zeros(1, 3)).item() == 0.0 and asymmetric_spread(torch.ones(1, 3)).item() == 0.0
+    logits, x = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
+    assert squared_error(logits, x).item() == pytest.approx(0.25 + 0.25)
+
+
+def test_the_ae_with_kl_pays_the_same_kl_as_the_vae():
+    from geovae_core.models import build_model
+
+    x = torch.rand(16, 1, 28, 28)
+    configs = [ExperimentConfig(model="mlp", latent=latent, widths=(32,), latent_dim=4, activation="relu",
+                                init_std=None, seed=0) for latent in ("sampled", "mean")]
+    torch.manual_seed(0)
+    vae = build_model(configs[0], (1, 28, 28))
+    aekl = build_model(configs[1], (1, 28, 28))
+    aekl.load_state_dict(vae.state_dict())
+    out_vae, out_aekl = vae(x), aekl(x)
+    assert torch.equal(out_aekl["z"], out_aekl["mu"]) and not torch.equal(out_vae["z"], out_vae["mu"])
+    terms = [loss_terms(x, None, out, c)["kl"] for out, c in ((out_vae, configs[0]), (out_aekl, configs[1]))]
+    assert torch.equal(terms[0], terms[1])

@@ -66,3 +66,18 @@ def test_frechet_distance_grows_with_a_change_of_spread():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4))
     assert frechet_distance(a, 3 * b) > 10 * frechet_distance(a, b)
+
+
+def test_the_pixel_pca_sample_quality_space_for_unlabelled_data(monkeypatch):
+    import geovae_core.metrics as metrics
+    from geovae_core.data import ImageDataset
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(300, 3, 8, 8, generator=g)
+    data = ImageDataset("faces", images[:200], torch.full((200,), -1), images[200:], torch.full((100,), -1), ())
+    monkeypatch.setattr(metrics, "load_dataset", lambda name: data)
+    quality = metrics.SampleQuality("faces", epochs=0, device="cpu", components=8)
+    direction = quality.basis[:, 0].view(1, 3, 8, 8)  # move along the first principal component
+    same, moved = quality(images[200:]), quality(images[200:] + 2.0 * direction)
+    assert same["fd"] == pytest.approx(0.0, abs=1e-6) and moved["fd"] == pytest.approx(4.0, rel=1e-3)
+    assert np.isnan(same["confidence"]) and quality.space.startswith("pixel PCA")

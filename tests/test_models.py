@@ -40,3 +40,22 @@ def test_vae_samples_its_latent_and_decodes_to_images():
     assert not torch.equal(out["z"], out["mu"])
     images = model.decode(out["z"])
     assert images.shape == (8, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+
+
+@pytest.mark.parametrize("shape, widths", [((1, 28, 28), (8, 16)), ((3, 32, 32), (8, 16, 32)),
+                                           ((3, 64, 64), (8, 16, 32, 64))])
+def test_conv_autoencoders_for_the_three_image_shapes(shape, widths):
+    config = ExperimentConfig(model="conv", widths=widths, latent_dim=6, activation="relu", init_std=None)
+    model = build_model(config, shape)
+    x = torch.rand(3, *shape)
+    out = model(x)
+    assert out["mu"].shape == (3, 6) and out["logits"].shape == (3, int(torch.tensor(shape).prod()))
+    assert model.decode(out["z"]).shape == (3, *shape)
+
+
+@pytest.mark.parametrize("latent, outputs", [("sampled", 12), ("mean", 12), ("point", 6)])
+def test_the_encoder_emits_a_variance_unless_the_latent_is_a_point(latent, outputs):
+    config = ExperimentConfig(model="mlp", latent=latent, widths=(16,), latent_dim=6, activation="relu")
+    model = build_model(config, (1, 28, 28))
+    assert model.encoder(torch.rand(2, 1, 28, 28)).shape == (2, outputs)
+    assert (model.encode(torch.rand(2, 1, 28, 28))[1] is None) == (latent == "point")

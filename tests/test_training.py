@@ -98,3 +98,16 @@ def test_the_step_size_search_keeps_the_lowest_training_loss_and_survives_diverg
     monkeypatch.setitem(losses.LOSS_TERMS, "kl", kl_diverging_for_big_steps)
     best, finals = select_step_size(TINY, [0.01, 0.02, 0.1], epochs=1, train_size=200, progress=False)
     assert finals[0.1] == math.inf and best == min(finals, key=finals.get) and best in (0.01, 0.02)
+
+
+def test_a_warm_start_freezes_the_encoder_and_retrains_a_fresh_decoder(cache):
+    vae = TINY.replace(model="mlp", widths=(32,), activation="relu", init_std=None)
+    ablation = vae.replace(latent="mean", loss_terms=(("recon", 1.0),), init_from=vae,
+                           reinit=("decoder",), freeze=("encoder",))
+    base, new = run(vae, progress=False), run(ablation, progress=False)
+    for a, b in zip(base.model.encoder.parameters(), new.model.encoder.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(base.model.decoder.parameters(), new.model.decoder.parameters()):
+        assert not torch.equal(a, b)
+    assert new.history[-1]["train_loss"] == pytest.approx(new.history[-1]["train_recon"])
+    assert len(_entries(cache)) == 2 and run(ablation, progress=False).from_cache
