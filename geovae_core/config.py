@@ -54,9 +54,18 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """A stable 16-hex-digit hash of every field."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        """A stable 16-hex-digit hash of every field that differs from its default, so that
+        adding a field with a default keeps the keys (and cached runs) of existing configs."""
+        text = json.dumps(self._non_defaults(), sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _non_defaults(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = value._non_defaults() if isinstance(value, ExperimentConfig) else value
+        return out
 
     def label(self) -> str:
         return f"{self.model}/{self.latent} {self.dataset} z={self.latent_dim} lr={self.lr:g} seed={self.seed}"

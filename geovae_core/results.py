@@ -46,7 +46,14 @@ def save_results(notebook: str, parameters, claims: list, numbers: dict) -> str:
     return str(path)
 
 
+def _chapter_order(name: str) -> tuple:
+    """N3 before N11: by the number after N, then by name."""
+    digits = "".join(c for c in name.split("-")[0] if c.isdigit())
+    return (int(digits) if digits else 10**9, name)
+
+
 def load_results() -> list:
-    """Every results file, sorted by notebook name."""
+    """Every results file, in chapter order (N1, N2, ..., N11)."""
     folder = results_dir()
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    paths = sorted(folder.glob("*.json"), key=lambda p: _chapter_order(p.stem)) if folder.is_dir() else []
+    return [json.loads(p.read_text()) for p in paths]

@@ -111,3 +111,11 @@ def test_a_warm_start_freezes_the_encoder_and_retrains_a_fresh_decoder(cache):
         assert not torch.equal(a, b)
     assert new.history[-1]["train_loss"] == pytest.approx(new.history[-1]["train_recon"])
     assert len(_entries(cache)) == 2 and run(ablation, progress=False).from_cache
+
+
+def test_the_cache_key_ignores_defaults_but_not_values():
+    explicit_default = TINY.replace(freeze=())
+    assert explicit_default.key() == TINY.key()
+    assert TINY.replace(freeze=("encoder",)).key() != TINY.key()
+    nested = TINY.replace(init_from=TINY)
+    assert nested.key() != TINY.replace(init_from=TINY.replace(seed=5)).key()
