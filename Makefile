@@ -38,6 +38,7 @@ strip: env
 
 bench: env
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_geometry.py
 
 clean:
 	rm -rf _build executed results

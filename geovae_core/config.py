@@ -43,6 +43,8 @@ class ExperimentConfig:
     test_size: int | None = None
     seed: int = 0
     device: str = "cpu"
+    codebook_size: int = 0
+    codebook_decay: float | None = None
     init_from: "ExperimentConfig | None" = None
     reinit: tuple = ()
     freeze: tuple = ()

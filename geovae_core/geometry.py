@@ -66,6 +66,18 @@ def dynamic_latent_coverage(mu: torch.Tensor, prior: torch.Tensor, k_nn: int = 5
     return float((nearest < tau).float().mean()), float(tau)
 
 
+def coverage_hook(size: int = 1000, k_nn: int = 5, eta: float = 95.0, seed: int = 0) -> dict:
+    """A per-epoch hook recording Dynamic Latent Coverage and tau: the first ``size`` test
+    images are the fixed evaluation set (M) and ``size`` fixed prior samples are N."""
+    def hook(model, split):
+        mu = model.encode(split[2][:size])[0]
+        generator = torch.Generator().manual_seed(seed)
+        prior = torch.randn(size, mu.shape[1], generator=generator).to(mu.device)
+        coverage, tau = dynamic_latent_coverage(mu, prior, k_nn, eta)
+        return {"coverage": coverage, "tau": tau}
+    return {f"coverage-{size}-{k_nn}-{eta:g}-{seed}": hook}
+
+
 def interpolate(z1: torch.Tensor, z2: torch.Tensor, steps: int) -> torch.Tensor:
     """z = (1 - a) z1 + a z2 for ``steps`` values of a from 0 to 1, endpoints exact: [steps, D]."""
     alpha = torch.linspace(0, 1, steps, device=z1.device).unsqueeze(1)

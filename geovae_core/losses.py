@@ -69,6 +69,7 @@ LOSS_TERMS = {
     "centering": lambda x, y, out, config: centering(out["mu"]),
     "spread_asym": lambda x, y, out, config: asymmetric_spread(out["logvar"]),
     "spread_sym": lambda x, y, out, config: symmetric_spread(out["logvar"]),
+    "pull": lambda x, y, out, config: out["pull"],
     "xent": lambda x, y, out, config: F.cross_entropy(out["class_logits"], y, reduction="none"),
 }
 

@@ -11,8 +11,10 @@ import math
 import torch
 from torch import nn
 
+from .codebook import Codebook
+
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-LATENTS = ("sampled", "mean", "point")
+LATENTS = ("sampled", "mean", "point", "codebook", "quantized")
 
 
 def mlp(sizes, activation: str, final_activation: str | None = None) -> nn.Sequential:
@@ -58,28 +60,39 @@ class Autoencoder(nn.Module):
     ``latent`` (see ``LATENTS``): ``sampled``, the encoder emits [mu, log sigma^2] and the
     decoder receives z = mu + sigma * eps, eps ~ N(0, I) (AEVB's reparameterisation, eq. 10);
     ``mean``, the same encoder but the decoder receives mu (P §2.1's "AE with KL");
-    ``point``, the encoder emits z = mu only (a plain AE). Decoder outputs are logits;
-    ``decode`` applies the final sigmoid, so BCE can be computed stably from logits.
+    ``point``, the encoder emits z = mu only (a plain AE); ``codebook``, as ``point`` with mu
+    pulled toward its nearest code of a ``Codebook`` (P §3.2, path A: the decoder receives mu);
+    ``quantized``, the decoder receives the nearest code instead, with the straight-through
+    gradient (VQ-VAE, path B). Decoder outputs are logits; ``decode`` applies the final
+    sigmoid, so BCE can be computed stably from logits.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 image_shape: tuple, latent: str):
+                 image_shape: tuple, latent: str, codebook: Codebook | None = None):
         super().__init__()
-        self.encoder, self.decoder = encoder, decoder
+        self.encoder, self.decoder, self.codebook = encoder, decoder, codebook
         self.latent_dim, self.image_shape, self.latent = latent_dim, tuple(image_shape), latent
 
     def encode(self, x: torch.Tensor):
-        """Return (mu, logvar); logvar is None for a ``point`` encoder."""
+        """Return (mu, logvar); logvar is None for an encoder without a variance head."""
         h = self.encoder(x)
-        if self.latent == "point":
+        if self.latent not in ("sampled", "mean"):
             return h, None
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar
 
     def forward(self, x: torch.Tensor) -> dict:
         mu, logvar = self.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.latent == "sampled" else mu
-        return {"mu": mu, "logvar": logvar, "z": z, "logits": self.decoder(z)}
+        out = {"mu": mu, "logvar": logvar}
+        if self.codebook is not None:
+            out.update(self.codebook(mu))
+        if self.latent == "sampled":
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        elif self.latent == "quantized":
+            z = mu + (out["quantized"] - mu).detach()
+        else:
+            z = mu
+        return {**out, "z": z, "logits": self.decoder(z)}
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] for latent codes z [B, latent_dim]."""
@@ -99,7 +112,13 @@ class Classifier(nn.Module):
 
 
 def _encoder_outputs(config) -> int:
-    return config.latent_dim if config.latent == "point" else 2 * config.latent_dim
+    return 2 * config.latent_dim if config.latent in ("sampled", "mean") else config.latent_dim
+
+
+def _codebook(config) -> Codebook | None:
+    if config.latent in ("codebook", "quantized"):
+        return Codebook(config.codebook_size, config.latent_dim, config.codebook_decay)
+    return None
 
 
 def _kth(config, image_shape):
@@ -118,14 +137,14 @@ def _mlp(config, image_shape):
     d = math.prod(image_shape)
     encoder = nn.Sequential(nn.Flatten(), mlp([d, *config.widths, _encoder_outputs(config)], config.activation))
     decoder = mlp([config.latent_dim, *reversed(config.widths), d], config.activation)
-    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent)
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
 
 
 def _conv(config, image_shape):
     """A convolutional encoder and a transposed-convolution decoder (P Figs 1, 3; CIFAR's CNN)."""
     encoder = conv_encoder(image_shape, config.widths, _encoder_outputs(config), config.activation)
     decoder = conv_decoder(config.latent_dim, config.widths, image_shape, config.activation)
-    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent)
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
 
 
 def _mlp_classifier(config, image_shape):

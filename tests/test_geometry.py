@@ -99,3 +99,14 @@ def test_an_ellipsoid_fit_recovers_the_axes_of_a_gaussian_cloud():
     assert torch.allclose(centre, torch.full((3,), 7.0), atol=0.05)
     assert torch.allclose(radii, 2 * torch.tensor([0.5, 1.0, 3.0]), rtol=0.03)
     assert abs(float(axes[:, 2] @ rotation[:, 2])) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_coverage_hook_records_coverage_and_tau_each_epoch(monkeypatch, tmp_path):
+    from geovae_core import run
+    from geovae_core.geometry import coverage_hook
+
+    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
+    config = ExperimentConfig(model="mlp", widths=(32,), latent_dim=4, activation="relu", init_std=None,
+                              optimizer="adam", lr=1e-3, epochs=2, train_size=300, test_size=200)
+    history = run(config, hooks=coverage_hook(size=100), progress=False).history
+    assert all(0 <= row["coverage"] <= 1 and row["tau"] > 0 for row in history)

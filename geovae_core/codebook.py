@@ -1,0 +1,91 @@
+"""A codebook of K vectors (P §3.2-3.5, VQ-VAE): nearest-code assignment, the pull loss
+lambda ||mu - c_k*||^2, EMA updates, and codebook usage and perplexity.
+
+Codes are matched to one vector per image [B, D], or to every position of a feature map
+[B, C, H, W] with the channels as the vector (the VQ-VAE convention).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def as_vectors(x: torch.Tensor) -> torch.Tensor:
+    """[B, D] stays; a feature map [B, C, H, W] becomes its B*H*W channel vectors [N, C]."""
+    return x if x.dim() == 2 else x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def nearest_codes(vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """k* = argmin_k ||v - c_k||^2 for every vector [N, D] against codes [K, D] (P §3.2),
+    from ||v||^2 - 2 v.c + ||c||^2 in one matrix product."""
+    distances = vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ codes.T + codes.pow(2).sum(1)
+    return distances.argmin(dim=1)
+
+
+def usage(indices: torch.Tensor, size: int) -> float:
+    """The share of the ``size`` codes that at least one vector was assigned to."""
+    return float(torch.bincount(indices.flatten(), minlength=size).gt(0).float().mean())
+
+
+def perplexity(indices: torch.Tensor, size: int) -> float:
+    """exp(entropy) of the code assignment frequencies: 1 when one code takes everything,
+    ``size`` when all are used equally."""
+    p = torch.bincount(indices.flatten(), minlength=size).float()
+    p = p / p.sum()
+    return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+
+
+class Codebook(nn.Module):
+    """K code vectors. With ``decay`` None the codes are parameters, moved by the gradient of
+    the pull loss (P §3.2); otherwise they follow an exponential moving average of the vectors
+    assigned to them, e_k <- e_k + (1 - decay)(mean of its vectors - e_k), in the counts/sums
+    form of VQ-VAE (van den Oord et al. 2017, App. A.1) with Laplace smoothing of the counts,
+    which keeps rarely used codes stable. Codes start from randomly chosen vectors of the
+    first batch, so none starts far from the data."""
+
+    def __init__(self, size: int, dim: int, decay: float | None = None, eps: float = 1e-5):
+        super().__init__()
+        self.size, self.decay, self.eps = size, decay, eps
+        codes = torch.randn(size, dim)
+        if decay is None:
+            self.codes = nn.Parameter(codes)
+        else:
+            self.register_buffer("codes", codes)
+            self.register_buffer("counts", torch.zeros(size))
+            self.register_buffer("sums", torch.zeros(size, dim))
+        self.register_buffer("initialised", torch.tensor(False))
+
+    @torch.no_grad()
+    def _initialise(self, vectors: torch.Tensor) -> None:
+        chosen = torch.randint(len(vectors), (self.size,), device=vectors.device)
+        self.codes.data.copy_(vectors[chosen])
+        if self.decay is not None:
+            self.counts.fill_(1.0)
+            self.sums.copy_(self.codes)
+        self.initialised.fill_(True)
+
+    @torch.no_grad()
+    def _ema_update(self, vectors: torch.Tensor, indices: torch.Tensor) -> None:
+        one_hot = torch.nn.functional.one_hot(indices, self.size).type(vectors.dtype)
+        self.counts.mul_(self.decay).add_(one_hot.sum(0), alpha=1 - self.decay)
+        self.sums.mul_(self.decay).add_(one_hot.T @ vectors, alpha=1 - self.decay)
+        total = self.counts.sum()
+        smoothed = (self.counts + self.eps) / (total + self.size * self.eps) * total
+        self.codes.copy_(self.sums / smoothed.unsqueeze(1))
+
+    def forward(self, mu: torch.Tensor) -> dict:
+        """``indices`` (shape [B] or [B, H, W]), ``quantized`` (the codes, shaped like mu) and
+        ``pull``, ||mu - c_k*||^2 per image (summed over the positions of a map)."""
+        vectors = as_vectors(mu)
+        if self.training and not bool(self.initialised):
+            self._initialise(vectors.detach())
+        indices = nearest_codes(vectors.detach(), self.codes.detach())
+        chosen = self.codes[indices]
+        pull = (vectors - chosen).pow(2).sum(1).view(mu.shape[0], -1).sum(1)
+        if self.training and self.decay is not None:
+            self._ema_update(vectors.detach(), indices)
+        if mu.dim() == 2:
+            return {"indices": indices, "quantized": chosen, "pull": pull}
+        b, c, h, w = mu.shape
+        return {"indices": indices.view(b, h, w), "pull": pull,
+                "quantized": chosen.view(b, h, w, c).permute(0, 3, 1, 2)}

@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+
+from geovae_core.codebook import Codebook, as_vectors, nearest_codes, perplexity, usage
+
+
+def test_nearest_codes_agree_with_a_brute_force_loop():
+    g = torch.Generator().manual_seed(0)
+    vectors, codes = torch.randn(200, 6, generator=g), torch.randn(17, 6, generator=g)
+    brute = torch.tensor([min(range(17), key=lambda k: float(((v - codes[k]) ** 2).sum())) for v in vectors])
+    assert torch.equal(nearest_codes(vectors, codes), brute)
+
+
+def test_feature_maps_use_channels_as_the_vector():
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
+    vectors = as_vectors(x)
+    assert vectors.shape == (8, 3) and vectors[1].tolist() == x[0, :, 0, 1].tolist()
+
+
+def test_quantised_maps_keep_their_shape_and_the_pull_is_per_image():
+    book = Codebook(5, 3).eval()
+    book.codes.data = torch.eye(5, 3)
+    mu = torch.zeros(2, 3, 2, 2)
+    mu[0, 0] = 0.9  # every position of image 0 is near code 0
+    out = book(mu)
+    assert out["quantized"].shape == mu.shape and out["indices"].shape == (2, 2, 2)
+    assert out["indices"][0].unique().tolist() == [0]
+    assert out["pull"].shape == (2,) and out["pull"][0].item() == pytest.approx(4 * 0.01)
+
+
+def test_the_pull_loss_moves_both_the_code_and_the_vector():
+    book = Codebook(2, 2)
+    book.codes.data = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
+    book.initialised.fill_(True)
+    mu = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    book(mu)["pull"].sum().backward()
+    assert mu.grad.tolist() == [[2.0, 0.0]] and book.codes.grad[0].tolist() == [-2.0, 0.0]
+    assert book.codes.grad[1].abs().sum() == 0
+
+
+def test_ema_moves_a_code_toward_its_members_and_leaves_others():
+    book = Codebook(2, 2, decay=0.8)
+    book.codes.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
+    book.sums.copy_(book.codes)
+    book.counts.fill_(1.0)
+    book.initialised.fill_(True)
+    members = torch.tensor([[2.0, 0.0], [2.0, 2.0]])
+    distances = []
+    for _ in range(25):
+        book.train()(members)
+        distances.append(float((book.codes[0] - members.mean(0)).norm()))
+    assert all(b < a for a, b in zip(distances, distances[1:])) and distances[-1] < 0.02
+    assert torch.allclose(book.codes[1], torch.tensor([10.0, 10.0]), atol=0.05)
+
+
+def test_codes_start_from_the_data():
+    book = Codebook(4, 3, decay=0.9).train()
+    data = torch.randn(50, 3) + 100
+    book(data)
+    assert book.codes.min() > 90
+
+
+def test_usage_and_perplexity_on_hand_made_assignments():
+    assert usage(torch.tensor([0, 0, 1, 1]), 4) == 0.5
+    assert perplexity(torch.tensor([0, 0, 1, 1]), 4) == pytest.approx(2.0)
+    assert perplexity(torch.tensor([3, 3, 3]), 4) == pytest.approx(1.0)
+    assert perplexity(torch.arange(8), 8) == pytest.approx(8.0)
+    assert perplexity(torch.tensor([0, 0, 0, 1]), 2) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+
+
+def _codebook_model(latent, decay=None):
+    from geovae_core import ExperimentConfig
+    from geovae_core.models import build_model
+
+    config = ExperimentConfig(model="mlp", latent=latent, widths=(16,), latent_dim=3, activation="relu",
+                              init_std=None, codebook_size=4, codebook_decay=decay,
+                              loss_terms=(("recon", 1.0), ("pull", 0.1)))
+    torch.manual_seed(0)
+    return build_model(config, (1, 28, 28)).train(), config
+
+
+def test_path_a_decodes_mu_and_path_b_decodes_the_code_straight_through():
+    x = torch.rand(8, 1, 28, 28)
+    path_a, _ = _codebook_model("codebook")
+    out = path_a(x)
+    assert torch.equal(out["z"], out["mu"]) and out["indices"].shape == (8,) and out["pull"].shape == (8,)
+    path_b, _ = _codebook_model("quantized")
+    out = path_b(x)
+    assert torch.allclose(out["z"], out["quantized"])
+    out["logits"].sum().backward()
+    assert path_b.encoder[1][0].weight.grad.abs().sum() > 0  # the straight-through gradient reaches the encoder
+
+
+def test_the_pull_term_enters_the_loss_with_its_weight():
+    from geovae_core.losses import loss_terms
+
+    model, config = _codebook_model("codebook")
+    x = torch.rand(8, 1, 28, 28)
+    terms = loss_terms(x, None, model(x), config)
+    assert terms["loss"].item() == pytest.approx((terms["recon"] + 0.1 * terms["pull"]).item(), rel=1e-6)
