@@ -35,6 +35,13 @@ def perplexity(indices: torch.Tensor, size: int) -> float:
     return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
 
 
+def distinct_codes(codes: torch.Tensor, tolerance: float) -> int:
+    """How many codes remain when every code closer than ``tolerance`` to an earlier one is
+    dropped: K for a healthy codebook, 1 when all codes collapsed onto one vector."""
+    close = torch.cdist(codes, codes) < tolerance
+    return int(len(codes) - torch.triu(close, diagonal=1).any(dim=0).sum())
+
+
 class Codebook(nn.Module):
     """K code vectors. With ``decay`` None the codes are parameters, moved by the gradient of
     the pull loss (P §3.2); otherwise they follow an exponential moving average of the vectors

@@ -147,6 +147,35 @@ def _conv(config, image_shape):
     return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
 
 
+class Residual(nn.Module):
+    """x + block(x)."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def residual_mlp(n_in: int, width: int, blocks: int, n_out: int, activation: str) -> nn.Sequential:
+    """Linear to ``width``, ``blocks`` residual blocks (two linear layers each), linear out."""
+    act = ACTIVATIONS[activation]
+    layers = [nn.Linear(n_in, width), act()]
+    for _ in range(blocks):
+        layers += [Residual(nn.Sequential(nn.Linear(width, width), act(), nn.Linear(width, width))), act()]
+    return nn.Sequential(*layers, nn.Linear(width, n_out))
+
+
+def _resmlp(config, image_shape):
+    """P App. A.4.2's deeper encoder and decoder with residual connections: ``widths`` gives
+    the width (its first entry) and the number of residual blocks (its length)."""
+    d, width, blocks = math.prod(image_shape), config.widths[0], len(config.widths)
+    encoder = nn.Sequential(nn.Flatten(), residual_mlp(d, width, blocks, _encoder_outputs(config), config.activation))
+    decoder = residual_mlp(config.latent_dim, width, blocks, d, config.activation)
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
+
+
 def _mlp_classifier(config, image_shape):
     """The feature network of the sample-quality metric: D-hidden-latent (ReLU), linear head.
     Its "latent" is the penultimate feature layer."""
@@ -155,7 +184,7 @@ def _mlp_classifier(config, image_shape):
     return Classifier(features, config.latent_dim, n_classes=10)
 
 
-ARCHITECTURES = {"kth": _kth, "mlp": _mlp, "conv": _conv, "mlp_classifier": _mlp_classifier}
+ARCHITECTURES = {"kth": _kth, "mlp": _mlp, "conv": _conv, "resmlp": _resmlp, "mlp_classifier": _mlp_classifier}
 
 
 def build_model(config, image_shape: tuple) -> nn.Module:

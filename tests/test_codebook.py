@@ -100,3 +100,23 @@ def test_the_pull_term_enters_the_loss_with_its_weight():
     x = torch.rand(8, 1, 28, 28)
     terms = loss_terms(x, None, model(x), config)
     assert terms["loss"].item() == pytest.approx((terms["recon"] + 0.1 * terms["pull"]).item(), rel=1e-6)
+
+
+def test_distinct_codes_counts_collapsed_codes_once():
+    from geovae_core.codebook import distinct_codes
+
+    codes = torch.tensor([[0.0, 0.0], [0.0, 1e-6], [5.0, 5.0], [5.0, 5.0 + 1e-7], [9.0, 0.0]])
+    assert distinct_codes(codes, tolerance=1e-3) == 3
+    assert distinct_codes(torch.zeros(7, 4), tolerance=1e-3) == 1
+
+
+def test_the_residual_family_builds_a_codebook_autoencoder():
+    from geovae_core import ExperimentConfig
+    from geovae_core.models import build_model
+
+    config = ExperimentConfig(model="resmlp", latent="codebook", widths=(32, 32, 32), latent_dim=4,
+                              activation="relu", init_std=None, codebook_size=10, codebook_decay=0.99)
+    model = build_model(config, (1, 28, 28)).train()
+    out = model(torch.rand(6, 1, 28, 28))
+    assert out["logits"].shape == (6, 784) and out["indices"].shape == (6,)
+    assert sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "Residual" for m in model.modules()) == 6
