@@ -45,6 +45,7 @@ class ExperimentConfig:
     device: str = "cpu"
     codebook_size: int = 0
     codebook_decay: float | None = None
+    map_shape: tuple = ()
     init_from: "ExperimentConfig | None" = None
     reinit: tuple = ()
     freeze: tuple = ()

@@ -176,6 +176,28 @@ def _resmlp(config, image_shape):
     return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
 
 
+def _conv_map(config, image_shape):
+    """P §3.5 / App. A.5's VQ-AE: a convolutional encoder whose output is a feature map
+    [B, latent_dim, h, w] (``map_shape``; VQ-VAE's convention, one code vector per position),
+    and a decoder that maps it back through transposed convolutions."""
+    c, h, w = image_shape
+    side_h, side_w = h >> len(config.widths), w >> len(config.widths)
+    act = ACTIVATIONS[config.activation]
+    layers, previous = [], c
+    for width in config.widths:
+        layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), act()]
+        previous = width
+    encoder = nn.Sequential(*layers, nn.Conv2d(previous, config.latent_dim, 1),
+                            nn.AdaptiveAvgPool2d(tuple(config.map_shape)))
+    widths = list(reversed(config.widths))
+    layers = [nn.Conv2d(config.latent_dim, widths[0], 1), act(), nn.Upsample(size=(side_h, side_w))]
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1), act()]
+    decoder = nn.Sequential(*layers, nn.ConvTranspose2d(widths[-1], c, 4, stride=2, padding=1), nn.Flatten())
+    codebook = Codebook(config.codebook_size, config.latent_dim, config.codebook_decay) if config.codebook_size else None
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, codebook)
+
+
 def _mlp_classifier(config, image_shape):
     """The feature network of the sample-quality metric: D-hidden-latent (ReLU), linear head.
     Its "latent" is the penultimate feature layer."""
@@ -184,7 +206,8 @@ def _mlp_classifier(config, image_shape):
     return Classifier(features, config.latent_dim, n_classes=10)
 
 
-ARCHITECTURES = {"kth": _kth, "mlp": _mlp, "conv": _conv, "resmlp": _resmlp, "mlp_classifier": _mlp_classifier}
+ARCHITECTURES = {"kth": _kth, "mlp": _mlp, "conv": _conv, "resmlp": _resmlp, "conv_map": _conv_map,
+                 "mlp_classifier": _mlp_classifier}
 
 
 def build_model(config, image_shape: tuple) -> nn.Module:

@@ -120,3 +120,19 @@ def test_the_residual_family_builds_a_codebook_autoencoder():
     out = model(torch.rand(6, 1, 28, 28))
     assert out["logits"].shape == (6, 784) and out["indices"].shape == (6,)
     assert sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "Residual" for m in model.modules()) == 6
+
+
+@pytest.mark.parametrize("map_shape", [(2, 2), (4, 5), (7, 7)])
+def test_the_vq_ae_quantises_every_position_of_its_feature_map(map_shape):
+    from geovae_core import ExperimentConfig
+    from geovae_core.models import build_model
+
+    for latent in ("codebook", "quantized"):
+        config = ExperimentConfig(model="conv_map", latent=latent, widths=(8, 16), latent_dim=6, map_shape=map_shape,
+                                  activation="relu", init_std=None, codebook_size=12, codebook_decay=0.99)
+        model = build_model(config, (1, 28, 28)).train()
+        out = model(torch.rand(3, 1, 28, 28))
+        assert out["mu"].shape == (3, 6, *map_shape) and out["indices"].shape == (3, *map_shape)
+        assert out["logits"].shape == (3, 784) and out["pull"].shape == (3,)
+        expected = out["mu"] if latent == "codebook" else out["quantized"]
+        assert torch.allclose(out["z"], expected)
