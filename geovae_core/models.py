@@ -194,8 +194,7 @@ def _conv_map(config, image_shape):
     for width_in, width_out in zip(widths, widths[1:]):
         layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1), act()]
     decoder = nn.Sequential(*layers, nn.ConvTranspose2d(widths[-1], c, 4, stride=2, padding=1), nn.Flatten())
-    codebook = Codebook(config.codebook_size, config.latent_dim, config.codebook_decay) if config.codebook_size else None
-    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, codebook)
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
 
 
 def _mlp_classifier(config, image_shape):
