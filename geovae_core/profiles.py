@@ -83,6 +83,9 @@ KNOBS = {
     "tsne_points": (_positive_int, "a positive integer"),
     "perturbation": (_positive_number, "a positive number"),
     "map_channels": (_positive_int, "a positive integer"),
+    "magnitudes": (_list_of(_positive_number), "a non-empty list of positive numbers"),
+    "interpolation_steps": (lambda v: _positive_int(v) and v >= 3, "an integer of at least 3"),
+    "celeba_batch_size": (_positive_int, "a positive integer"),
     "map_codebook_size": (_positive_int, "a positive integer"),
     "celeba_epochs": (_positive_int, "a positive integer"),
     "celeba_seeds": (_list_of(_non_negative_int), "a non-empty list of non-negative integers"),
@@ -96,8 +99,20 @@ _KTH_COMMON = dict(
 )
 
 _P_COMMON = dict(lr=1e-3, likelihood="mse", device="auto")
+_N1_COMMON = dict(_P_COMMON, magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0], interpolation_steps=10,
+                  celeba_batch_size=32, seed=0)
 
 PROFILES = {
+    "N1": {
+        "smoke": dict(_N1_COMMON, latent_dim=16, widths=[64, 64], celeba_latent_dim=32, cnn_widths=[8, 16, 32, 64],
+                      epochs=1, celeba_epochs=1, batch_size=128, train_size=1000, n_paths=8),
+        "quick": dict(_N1_COMMON, latent_dim=128, widths=[64, 64], celeba_latent_dim=786,
+                      cnn_widths=[32, 64, 128, 256], epochs=10, celeba_epochs=10, batch_size=128,
+                      train_size=10000, n_paths=64),
+        "paper": dict(_N1_COMMON, latent_dim=128, widths=[64, 64], celeba_latent_dim=786,
+                      cnn_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=10, batch_size=128,
+                      train_size=10000, n_paths=256),
+    },
     "N3": {
         "smoke": dict(_P_COMMON, latent_dim=16, widths=[64], cnn_widths=[8, 16, 32], betas=[0.05, 0.1],
                       seeds=[0], epochs=2, batch_size=128, train_size=1000, cv_batches=2,
