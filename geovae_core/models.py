@@ -30,28 +30,40 @@ def mlp(sizes, activation: str, final_activation: str | None = None) -> nn.Seque
     return nn.Sequential(*layers)
 
 
-def conv_encoder(image_shape: tuple, channels: tuple, out_features: int, activation: str) -> nn.Sequential:
-    """Stride-2 4x4 convolutions (each halves the side), then a linear layer to ``out_features``."""
-    c, h, w = image_shape
-    layers, previous = [], c
+def _downsampling(in_channels: int, channels: tuple, activation: str) -> list:
+    """Stride-2 4x4 convolutions, each halving the side, with an activation after each."""
+    layers, previous = [], in_channels
     for width in channels:
         layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
         previous = width
+    return layers
+
+
+def _upsampling(channels: tuple, out_channels: int, activation: str) -> list:
+    """The mirror of ``_downsampling``: stride-2 transposed convolutions back to
+    ``out_channels`` pixel logits, flattened."""
+    widths = list(reversed(channels))
+    layers = []
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+    return layers + [nn.ConvTranspose2d(widths[-1], out_channels, 4, stride=2, padding=1), nn.Flatten()]
+
+
+def conv_encoder(image_shape: tuple, channels: tuple, out_features: int, activation: str) -> nn.Sequential:
+    """Stride-2 4x4 convolutions (each halves the side), then a linear layer to ``out_features``."""
+    c, h, w = image_shape
     side_h, side_w = h >> len(channels), w >> len(channels)
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(previous * side_h * side_w, out_features))
+    return nn.Sequential(*_downsampling(c, channels, activation), nn.Flatten(),
+                         nn.Linear(channels[-1] * side_h * side_w, out_features))
 
 
 def conv_decoder(latent_dim: int, channels: tuple, image_shape: tuple, activation: str) -> nn.Sequential:
     """The mirror of ``conv_encoder``: linear, then stride-2 transposed convolutions to pixel logits."""
     c, h, w = image_shape
     side_h, side_w = h >> len(channels), w >> len(channels)
-    widths = list(reversed(channels))
-    layers = [nn.Linear(latent_dim, widths[0] * side_h * side_w), ACTIVATIONS[activation](),
-              nn.Unflatten(1, (widths[0], side_h, side_w))]
-    for width_in, width_out in zip(widths, widths[1:]):
-        layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
-    layers += [nn.ConvTranspose2d(widths[-1], c, 4, stride=2, padding=1), nn.Flatten()]
-    return nn.Sequential(*layers)
+    return nn.Sequential(nn.Linear(latent_dim, channels[-1] * side_h * side_w), ACTIVATIONS[activation](),
+                         nn.Unflatten(1, (channels[-1], side_h, side_w)),
+                         *_upsampling(channels, c, activation))
 
 
 class Autoencoder(nn.Module):
@@ -182,18 +194,12 @@ def _conv_map(config, image_shape):
     and a decoder that maps it back through transposed convolutions."""
     c, h, w = image_shape
     side_h, side_w = h >> len(config.widths), w >> len(config.widths)
-    act = ACTIVATIONS[config.activation]
-    layers, previous = [], c
-    for width in config.widths:
-        layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), act()]
-        previous = width
-    encoder = nn.Sequential(*layers, nn.Conv2d(previous, config.latent_dim, 1),
+    encoder = nn.Sequential(*_downsampling(c, config.widths, config.activation),
+                            nn.Conv2d(config.widths[-1], config.latent_dim, 1),
                             nn.AdaptiveAvgPool2d(tuple(config.map_shape)))
-    widths = list(reversed(config.widths))
-    layers = [nn.Conv2d(config.latent_dim, widths[0], 1), act(), nn.Upsample(size=(side_h, side_w))]
-    for width_in, width_out in zip(widths, widths[1:]):
-        layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1), act()]
-    decoder = nn.Sequential(*layers, nn.ConvTranspose2d(widths[-1], c, 4, stride=2, padding=1), nn.Flatten())
+    decoder = nn.Sequential(nn.Conv2d(config.latent_dim, config.widths[-1], 1), ACTIVATIONS[config.activation](),
+                            nn.Upsample(size=(side_h, side_w)),
+                            *_upsampling(config.widths, c, config.activation))
     return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
 
 
