@@ -84,11 +84,13 @@ def interpolate(z1: torch.Tensor, z2: torch.Tensor, steps: int) -> torch.Tensor:
     return (1 - alpha) * z1 + alpha * z2
 
 
-def perturb(z: torch.Tensor, dim: int, deltas) -> torch.Tensor:
-    """Copies of z [D] with ``deltas`` added to dimension ``dim`` alone: [len(deltas), D]."""
-    out = z.repeat(len(deltas), 1)
-    out[:, dim] += torch.as_tensor(deltas, dtype=z.dtype, device=z.device)
-    return out
+def perturb(z: torch.Tensor, dims, deltas) -> torch.Tensor:
+    """Copies of codes z [..., D] with each of ``deltas`` added to one dimension of ``dims`` at a
+    time: [..., len(dims), len(deltas), D] (P Figs 4b, 7, 10)."""
+    dims = list(dims)
+    steps = torch.zeros(len(dims), len(deltas), z.shape[-1], dtype=z.dtype, device=z.device)
+    steps[torch.arange(len(dims)), :, dims] = torch.as_tensor(deltas, dtype=z.dtype, device=z.device)
+    return z[..., None, None, :] + steps
 
 
 def step_sizes(frames: torch.Tensor) -> torch.Tensor:

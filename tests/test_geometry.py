@@ -75,11 +75,18 @@ def test_interpolation_endpoints_are_exact():
     assert torch.allclose(path[4] - path[3], (z2 - z1) / 9, atol=1e-6)
 
 
-def test_perturbation_changes_one_dimension_only():
+def test_perturbation_changes_one_dimension_at_a_time():
     z = torch.zeros(6)
-    out = perturb(z, 2, [0.1, 1.0, 15.0])
-    assert out.shape == (3, 6) and out[:, 2].tolist() == pytest.approx([0.1, 1.0, 15.0])
-    assert out[:, [0, 1, 3, 4, 5]].abs().sum() == 0
+    out = perturb(z, [2], [0.1, 1.0, 15.0])
+    assert out.shape == (1, 3, 6) and out[0, :, 2].tolist() == pytest.approx([0.1, 1.0, 15.0])
+    assert out[0][:, [0, 1, 3, 4, 5]].abs().sum() == 0
+    codes = torch.randn(4, 6)
+    batch = perturb(codes, range(3), [1.0, 2.0])
+    assert batch.shape == (4, 3, 2, 6)
+    expected = torch.zeros(3, 2, 6)
+    for d in range(3):
+        expected[d, :, d] = torch.tensor([1.0, 2.0])
+    assert torch.allclose(batch - codes[:, None, None], expected.expand(4, -1, -1, -1))
 
 
 def test_step_measures_on_hand_made_paths():
