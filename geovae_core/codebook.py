@@ -1,5 +1,7 @@
 """A codebook of K vectors (P §3.2-3.5, VQ-VAE): nearest-code assignment, the pull loss
-lambda ||mu - c_k*||^2, EMA updates, and codebook usage and perplexity.
+lambda ||mu - c_k*||^2, EMA updates, and codebook usage and perplexity; and R §3.1's
+learnable cluster centres, which match the other way round (each centre to its nearest
+encoding in a pool).
 
 Codes are matched to one vector per image [B, D], or to every position of a feature map
 [B, C, H, W] with the channels as the vector (the VQ-VAE convention).
@@ -96,3 +98,39 @@ class Codebook(nn.Module):
         b, c, h, w = mu.shape
         return {"indices": indices.view(b, h, w), "pull": pull,
                 "quantized": chosen.view(b, h, w, c).permute(0, 3, 1, 2)}
+
+
+class ClusterCentres(nn.Module):
+    """R §3.1's learnable cluster centres v_1..v_K (R uses K = 1). Each centre picks, from a
+    matching pool of encodings, the one nearest to it, x*_k = argmin_j ||E(x_j) - v_k||^2, and
+    is pulled together with it: L_pull = ||E(x*_k) - v_k||^2, whose gradient reaches v_k and
+    the encoder (R §3.1, eq. encoder_pull). The centres start N(0, I), "initially meaningless";
+    ``initial`` records them as they were at the first training step (R Fig 3.3's first step)."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.size = size
+        self.codes = nn.Parameter(torch.randn(size, dim))
+        self.register_buffer("initial", torch.full((size, dim), float("nan")))
+
+    def forward(self, pool_codes: torch.Tensor) -> dict:
+        """``centre_indices`` [K], the pool position each centre matched, and ``centre_pull``
+        [K], ||E(x*_k) - v_k||^2."""
+        if self.training and bool(self.initial.isnan().any()):
+            self.initial.copy_(self.codes.detach())
+        indices = nearest_codes(self.codes.detach(), pool_codes.detach())
+        return {"centre_indices": indices, "centre_pull": (pool_codes[indices] - self.codes).pow(2).sum(1)}
+
+
+def centre_step_hook() -> dict:
+    """A per-epoch hook (see ``training.run``) recording R Fig 3.3's measure: ``centre_step``,
+    the mean over centres of the Euclidean distance of v_k from its state one epoch earlier
+    (after the first epoch: from its initial state)."""
+    previous = {}
+
+    def hook(model, split):
+        now = model.codebook.codes.detach().clone()
+        before = previous.get("codes", model.codebook.initial)
+        previous["codes"] = now
+        return {"centre_step": float((now - before).norm(dim=1).mean())}
+    return {"centre_step": hook}

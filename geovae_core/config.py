@@ -19,7 +19,9 @@ class ExperimentConfig:
     per datapoint (1 / number of training images). ``init_std`` is AEVB's N(0, 0.01)
     initialisation; ``None`` keeps PyTorch's default. ``init_from`` starts from another
     config's trained weights, except the modules in ``reinit``; modules in ``freeze`` are
-    not trained (P §2.3's decoder ablation).
+    not trained (P §2.3's decoder ablation). ``codebook_size`` is the number of codes (or of
+    R §3.1's cluster centres, ``latent="centres"``); ``pool_size`` is R §3.1's matching pool M,
+    drawn afresh from the training set for every batch (0: the batch itself is the pool).
     """
 
     model: str
@@ -46,6 +48,7 @@ class ExperimentConfig:
     codebook_size: int = 0
     codebook_decay: float | None = None
     map_shape: tuple = ()
+    pool_size: int = 0
     init_from: "ExperimentConfig | None" = None
     reinit: tuple = ()
     freeze: tuple = ()

@@ -1,4 +1,5 @@
-"""Loss terms, each per sample (shape [B]); a config weights and sums them."""
+"""Loss terms, each per sample (shape [B]) or, for R §3.1's centre terms, per centre
+(shape [K]); a config weights their means and sums them."""
 from __future__ import annotations
 
 import math
@@ -70,6 +71,8 @@ LOSS_TERMS = {
     "spread_asym": lambda x, y, out, config: asymmetric_spread(out["logvar"]),
     "spread_sym": lambda x, y, out, config: symmetric_spread(out["logvar"]),
     "pull": lambda x, y, out, config: out["pull"],
+    "centre_pull": lambda x, y, out, config: out["centre_pull"],
+    "centre_recon": lambda x, y, out, config: reconstruction_nll(out["centre_logits"], out["matched"], config),
     "xent": lambda x, y, out, config: F.cross_entropy(out["class_logits"], y, reduction="none"),
 }
 

@@ -11,10 +11,10 @@ import math
 import torch
 from torch import nn
 
-from .codebook import Codebook
+from .codebook import ClusterCentres, Codebook
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-LATENTS = ("sampled", "mean", "point", "codebook", "quantized")
+LATENTS = ("sampled", "mean", "point", "codebook", "quantized", "centres")
 
 
 def mlp(sizes, activation: str, final_activation: str | None = None) -> nn.Sequential:
@@ -75,14 +75,17 @@ class Autoencoder(nn.Module):
     ``point``, the encoder emits z = mu only (a plain AE); ``codebook``, as ``point`` with mu
     pulled toward its nearest code of a ``Codebook`` (P §3.2, path A: the decoder receives mu);
     ``quantized``, the decoder receives the nearest code instead, with the straight-through
-    gradient (VQ-VAE, path B). Decoder outputs are logits; ``decode`` applies the final
-    sigmoid, so BCE can be computed stably from logits.
+    gradient (VQ-VAE, path B); ``centres``, as ``point`` with R §3.1's ``ClusterCentres``
+    each pulled together with its nearest encoding in a matching pool. Decoder outputs are
+    logits; ``decode`` applies the final sigmoid, so BCE can be computed stably from logits.
+    A ``head`` (R §2.3's classifier) maps mu to class logits.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 image_shape: tuple, latent: str, codebook: Codebook | None = None):
+                 image_shape: tuple, latent: str, codebook: Codebook | ClusterCentres | None = None,
+                 head: nn.Module | None = None):
         super().__init__()
-        self.encoder, self.decoder, self.codebook = encoder, decoder, codebook
+        self.encoder, self.decoder, self.codebook, self.head = encoder, decoder, codebook, head
         self.latent_dim, self.image_shape, self.latent = latent_dim, tuple(image_shape), latent
 
     def encode(self, x: torch.Tensor):
@@ -93,11 +96,25 @@ class Autoencoder(nn.Module):
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar
 
-    def forward(self, x: torch.Tensor) -> dict:
-        mu, logvar = self.encode(x)
+    def forward(self, x: torch.Tensor, pool: torch.Tensor | None = None) -> dict:
+        """``pool`` is R §3.1's matching pool of M images (``centres`` only; without one, the
+        batch itself is the pool). The centres' outputs add ``matched`` (the images x*_k) and
+        ``centre_logits`` (D(v_k), for R's optional decoder term)."""
+        if pool is not None and self.latent != "centres":
+            raise ValueError(f"a matching pool needs the 'centres' latent, not {self.latent!r}")
+        mu, logvar = self.encode(x if pool is None else torch.cat([x, pool]))
+        pool_codes = mu
+        if pool is not None:
+            mu, pool_codes = mu[:len(x)], mu[len(x):]
         out = {"mu": mu, "logvar": logvar}
-        if self.codebook is not None:
+        if self.latent == "centres":
+            out.update(self.codebook(pool_codes))
+            out["matched"] = (x if pool is None else pool)[out["centre_indices"]]
+            out["centre_logits"] = self.decoder(self.codebook.codes)
+        elif self.codebook is not None:
             out.update(self.codebook(mu))
+        if self.head is not None:
+            out["class_logits"] = self.head(mu)
         if self.latent == "sampled":
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         elif self.latent == "quantized":
@@ -127,9 +144,11 @@ def _encoder_outputs(config) -> int:
     return 2 * config.latent_dim if config.latent in ("sampled", "mean") else config.latent_dim
 
 
-def _codebook(config) -> Codebook | None:
+def _codebook(config) -> Codebook | ClusterCentres | None:
     if config.latent in ("codebook", "quantized"):
         return Codebook(config.codebook_size, config.latent_dim, config.codebook_decay)
+    if config.latent == "centres":
+        return ClusterCentres(config.codebook_size, config.latent_dim)
     return None
 
 
@@ -144,12 +163,21 @@ def _kth(config, image_shape):
     return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent)
 
 
-def _mlp(config, image_shape):
+def _mlp(config, image_shape, head: nn.Module | None = None):
     """A feed-forward autoencoder: D-widths...-latent and its mirror (P's "FFN")."""
     d = math.prod(image_shape)
     encoder = nn.Sequential(nn.Flatten(), mlp([d, *config.widths, _encoder_outputs(config)], config.activation))
     decoder = mlp([config.latent_dim, *reversed(config.widths), d], config.activation)
-    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
+    return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config), head)
+
+
+def _classifier_ae(config, image_shape):
+    """R §2.3: an MNIST classifier whose middle section (D-widths...-latent, the ``mlp``
+    encoder) gives the latent, an activation and a linear layer to 10 classes on top, and an
+    ``mlp`` decoder. Trained on ``xent`` it is the classifier; then, frozen, its features
+    are decoded (``freeze=("encoder", "head")``, ``recon``)."""
+    head = nn.Sequential(ACTIVATIONS[config.activation](), nn.Linear(config.latent_dim, 10))
+    return _mlp(config, image_shape, head)
 
 
 def _conv(config, image_shape):
@@ -212,7 +240,7 @@ def _mlp_classifier(config, image_shape):
 
 
 ARCHITECTURES = {"kth": _kth, "mlp": _mlp, "conv": _conv, "resmlp": _resmlp, "conv_map": _conv_map,
-                 "mlp_classifier": _mlp_classifier}
+                 "mlp_classifier": _mlp_classifier, "classifier_ae": _classifier_ae}
 
 
 def build_model(config, image_shape: tuple) -> nn.Module:

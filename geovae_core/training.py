@@ -93,7 +93,12 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
         for start in range(0, n, batch):
             index = permutation[start:start + batch]
             xb, yb = x_train[index], y_train[index]
-            terms = loss_terms(xb, yb, model(xb), config)
+            if config.pool_size:
+                pool = x_train[torch.randint(n, (config.pool_size,), generator=order).to(config.device)]
+                out = model(xb, pool)
+            else:
+                out = model(xb)
+            terms = loss_terms(xb, yb, out, config)
             if not torch.isfinite(terms["loss"]):
                 raise TrainingDivergedError(f"{config.label()}: loss became {float(terms['loss'].detach())} "
                                             f"in epoch {epoch}; nothing was cached")

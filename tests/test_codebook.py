@@ -3,7 +3,11 @@ import math
 import pytest
 import torch
 
-from geovae_core.codebook import Codebook, as_vectors, nearest_codes, perplexity, usage
+from geovae_core import ExperimentConfig, run
+from geovae_core.codebook import (ClusterCentres, Codebook, as_vectors, centre_step_hook, nearest_codes,
+                                  perplexity, usage)
+from geovae_core.losses import LOSS_TERMS
+from geovae_core.models import build_model
 
 
 def test_nearest_codes_agree_with_a_brute_force_loop():
@@ -136,3 +140,85 @@ def test_the_vq_ae_quantises_every_position_of_its_feature_map(map_shape):
         assert out["logits"].shape == (3, 784) and out["pull"].shape == (3,)
         expected = out["mu"] if latent == "codebook" else out["quantized"]
         assert torch.allclose(out["z"], expected)
+
+
+def _centres(codes) -> ClusterCentres:
+    centres = ClusterCentres(len(codes), len(codes[0])).eval()
+    centres.codes.data = torch.tensor(codes)
+    return centres
+
+
+def test_each_centre_pulls_its_nearest_pool_encoding_and_only_that_one():
+    centres = _centres([[0.0, 0.0], [10.0, 10.0]])
+    pool = torch.tensor([[1.0, 0.0], [9.0, 9.0], [5.0, 5.0], [0.5, 0.5]], requires_grad=True)
+    out = centres(pool)
+    assert out["centre_indices"].tolist() == [3, 1]
+    assert out["centre_pull"].tolist() == pytest.approx([0.5, 2.0])
+    out["centre_pull"].sum().backward()
+    assert pool.grad[[0, 2]].abs().sum() == 0
+    assert pool.grad[3].tolist() == [1.0, 1.0] and pool.grad[1].tolist() == [-2.0, -2.0]
+    assert centres.codes.grad.tolist() == [[-1.0, -1.0], [2.0, 2.0]]
+
+
+def test_centres_record_their_state_at_the_first_training_step():
+    centres = ClusterCentres(3, 4)
+    assert centres.initial.isnan().all()
+    start = centres.codes.detach().clone()
+    centres.train()(torch.randn(10, 4))
+    centres.codes.data += 1.0
+    centres(torch.randn(10, 4))
+    assert torch.equal(centres.initial, start)
+
+
+def _centre_model(**changes):
+    config = ExperimentConfig(model="mlp", latent="centres", latent_dim=4, widths=(16,), activation="relu",
+                              likelihood="mse", codebook_size=3, init_std=None, **changes)
+    return build_model(config, (1, 28, 28))
+
+
+def _gradient_reaches(model, loss) -> dict:
+    model.zero_grad()
+    loss.backward(retain_graph=True)
+    return {name: any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+            for name, module in (("encoder", model.encoder), ("decoder", model.decoder),
+                                 ("centres", model.codebook))}
+
+
+def test_gradients_reach_the_modules_r_names_for_each_term():
+    torch.manual_seed(0)
+    model = _centre_model()
+    x, pool = torch.rand(8, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    out = model(x, pool)
+    assert out["mu"].shape == (8, 4) and out["matched"].shape == (3, 1, 28, 28)
+    assert all(any(torch.equal(m, p) for p in pool) for m in out["matched"])
+    config = ExperimentConfig(model="mlp", likelihood="mse")
+    terms = {name: LOSS_TERMS[name](x, None, out, config).mean() for name in ("recon", "centre_pull", "centre_recon")}
+    assert _gradient_reaches(model, terms["centre_pull"]) == {"encoder": True, "decoder": False, "centres": True}
+    assert _gradient_reaches(model, terms["centre_recon"]) == {"encoder": False, "decoder": True, "centres": True}
+    assert _gradient_reaches(model, terms["recon"]) == {"encoder": True, "decoder": True, "centres": False}
+
+
+def test_without_a_pool_the_batch_is_the_pool_and_other_latents_refuse_one():
+    model = _centre_model()
+    x = torch.rand(6, 1, 28, 28)
+    out = model(x)
+    assert torch.equal(out["matched"], x[out["centre_indices"]])
+    plain = build_model(ExperimentConfig(model="mlp", latent="point", widths=(16,)), (1, 28, 28))
+    with pytest.raises(ValueError, match="centres"):
+        plain(x, x)
+
+
+def test_training_with_a_pool_records_the_centre_steps(monkeypatch, tmp_path):
+    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
+    config = ExperimentConfig(model="mlp", latent="centres", latent_dim=4, widths=(16,), activation="relu",
+                              likelihood="mse", codebook_size=2, pool_size=32, init_std=None, optimizer="adam",
+                              lr=1e-3, loss_terms=(("recon", 1.0), ("centre_pull", 1.0)), epochs=3,
+                              train_size=256, test_size=64, batch_size=64)
+    result = run(config, hooks=centre_step_hook(), progress=False)
+    steps = result.curve("centre_step")
+    assert len(steps) == 3 and all(s > 0 for s in steps)
+    assert "train_centre_pull" in result.final and "test_centre_pull" in result.final
+    assert not result.model.codebook.initial.isnan().any()
+    total = sum(steps)
+    drift = (result.model.codebook.codes.detach() - result.model.codebook.initial).norm(dim=1).mean()
+    assert float(drift) <= total + 1e-5  # the triangle inequality over the epochs

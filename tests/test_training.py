@@ -119,3 +119,18 @@ def test_the_cache_key_ignores_defaults_but_not_values():
     assert TINY.replace(freeze=("encoder",)).key() != TINY.key()
     nested = TINY.replace(init_from=TINY)
     assert nested.key() != TINY.replace(init_from=TINY.replace(seed=5)).key()
+
+
+def test_a_frozen_classifier_keeps_its_features_while_a_decoder_learns_them(cache):
+    classifier = TINY.replace(model="classifier_ae", latent="point", latent_dim=8, widths=(16, 16),
+                              activation="relu", likelihood="mse", init_std=None, optimizer="adam", lr=1e-2,
+                              loss_terms=(("xent", 1.0),), epochs=5, train_size=600)
+    decoder = classifier.replace(loss_terms=(("recon", 1.0),), init_from=classifier, freeze=("encoder", "head"))
+    first, second = run(classifier, progress=False), run(decoder, progress=False)
+    assert first.final["test_xent"] < math.log(10) - 0.5  # it learned to classify
+    for name in ("encoder", "head"):
+        for a, b in zip(getattr(first.model, name).parameters(), getattr(second.model, name).parameters()):
+            assert torch.equal(a, b)
+    assert second.curve("train_recon")[-1] < second.curve("train_recon")[0]
+    out = second.model(torch.rand(5, 1, 28, 28))
+    assert out["class_logits"].shape == (5, 10) and out["z"].shape == (5, 8)
