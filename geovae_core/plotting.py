@@ -54,3 +54,22 @@ def draw_ellipsoid(ax, centre, radii, axes, color, alpha: float = 0.25, resoluti
     surface = (sphere * radii.numpy()) @ axes.numpy().T + centre.numpy()
     ax.plot_surface(surface[..., 0], surface[..., 1], surface[..., 2], color=color, alpha=alpha,
                     linewidth=0, shade=True)
+
+
+def diagram_box(ax, xy, text, colour, width: float = 1.6, height: float = 0.7) -> None:
+    """A rounded, labelled box with its lower-left corner at ``xy`` (architecture diagrams)."""
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch(xy, width, height, boxstyle="round,pad=0.05", fc=colour, ec="0.3"))
+    ax.text(xy[0] + width / 2, xy[1] + height / 2, text, ha="center", va="center", fontsize=9)
+
+
+def diagram_arrow(ax, start, end, style: str = "-|>", colour: str = "0.2", text: str | None = None,
+                  dashed: bool = False) -> None:
+    """An arrow from ``start`` to ``end``, optionally labelled at its middle."""
+    from matplotlib.patches import FancyArrowPatch
+
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color=colour,
+                                 linestyle="--" if dashed else "-"))
+    if text:
+        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center", fontsize=8, color=colour)

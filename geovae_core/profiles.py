@@ -29,6 +29,10 @@ def _non_negative_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _non_negative_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
 def _list_of(check):
     return lambda value: isinstance(value, (list, tuple)) and len(value) > 0 and all(map(check, value))
 
@@ -89,6 +93,10 @@ KNOBS = {
     "map_codebook_size": (_positive_int, "a positive integer"),
     "celeba_epochs": (_positive_int, "a positive integer"),
     "celeba_seeds": (_list_of(_non_negative_int), "a non-empty list of non-negative integers"),
+    "celeba_widths": (_list_of(_positive_int), "a non-empty list of positive integers (channels)"),
+    "pool_size": (_positive_int, "a positive integer (images)"),
+    "centre_recon_weight": (_non_negative_number, "a non-negative number (0 leaves the term out)"),
+    "zero_weight": (_positive_number, "a positive number"),
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
 }
 
@@ -100,18 +108,28 @@ _KTH_COMMON = dict(
 
 _P_COMMON = dict(lr=1e-3, likelihood="mse", device="auto")
 _N1_COMMON = dict(_P_COMMON, magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0], interpolation_steps=10,
-                  celeba_batch_size=32, seed=0)
+                  celeba_batch_size=32)
+
+_N2_COMMON = dict(_P_COMMON, latent_dim=64, widths=[64, 64], batch_size=128, interpolation_steps=10,
+                  magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0])
+_N8_COMMON = dict(_P_COMMON, batch_size=128, pool_size=64, pull_weight=1.0, centre_recon_weight=0.0,
+                  zero_weight=1.0, codebook_size=20)
 
 PROFILES = {
     "N1": {
         "smoke": dict(_N1_COMMON, latent_dim=16, widths=[64, 64], celeba_latent_dim=32, cnn_widths=[8, 16, 32, 64],
-                      epochs=1, celeba_epochs=1, batch_size=128, train_size=1000, n_paths=8),
+                      epochs=1, celeba_epochs=1, batch_size=128, train_size=1000, n_paths=8, seeds=[0]),
         "quick": dict(_N1_COMMON, latent_dim=128, widths=[64, 64], celeba_latent_dim=786,
                       cnn_widths=[32, 64, 128, 256], epochs=10, celeba_epochs=10, batch_size=128,
-                      train_size=10000, n_paths=64),
+                      train_size=10000, n_paths=64, seeds=[0, 1]),
         "paper": dict(_N1_COMMON, latent_dim=128, widths=[64, 64], celeba_latent_dim=786,
                       cnn_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=10, batch_size=128,
-                      train_size=10000, n_paths=256),
+                      train_size=10000, n_paths=256, seeds=[0, 1, 2]),
+    },
+    "N2": {
+        "smoke": dict(_N2_COMMON, epochs=1, train_size=1000, seeds=[0], n_paths=8, classifier_epochs=1),
+        "quick": dict(_N2_COMMON, epochs=10, train_size=60000, seeds=[0, 1], n_paths=64, classifier_epochs=3),
+        "paper": dict(_N2_COMMON, epochs=20, train_size=60000, seeds=[0, 1, 2], n_paths=256, classifier_epochs=10),
     },
     "N3": {
         "smoke": dict(_P_COMMON, latent_dim=16, widths=[64], cnn_widths=[8, 16, 32], betas=[0.05, 0.1],
@@ -156,6 +174,17 @@ PROFILES = {
         "paper": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[32, 64, 128, 256],
                       pull_weight=0.1, epochs=5, codebook_size=20, codebook_epochs=20, batch_size=128,
                       train_size=100000, seed=0, n_paths=64, classifier_epochs=10),
+    },
+    "N8": {
+        "smoke": dict(_N8_COMMON, latent_dim=8, cnn_widths=[8, 16], celeba_latent_dim=16,
+                      celeba_widths=[8, 16, 32, 64], epochs=2, celeba_epochs=1, train_size=512, seeds=[0],
+                      n_samples=128, coverage_size=128, classifier_epochs=1),
+        "quick": dict(_N8_COMMON, latent_dim=32, cnn_widths=[32, 64], celeba_latent_dim=128,
+                      celeba_widths=[32, 64, 128, 256], epochs=10, celeba_epochs=5, train_size=10000,
+                      seeds=[0, 1], n_samples=1000, coverage_size=1000, classifier_epochs=3),
+        "paper": dict(_N8_COMMON, latent_dim=32, cnn_widths=[32, 64], celeba_latent_dim=128,
+                      celeba_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=20, train_size=60000,
+                      seeds=[0, 1, 2], n_samples=5000, coverage_size=1000, classifier_epochs=10),
     },
     "N9": {
         "smoke": dict(_P_COMMON, latent_dim=8, widths=[64], residual_width=64, residual_blocks=2,

@@ -29,6 +29,11 @@ def book_notebooks() -> list:
     return sorted((REPO_ROOT / "notebooks").glob("N*.ipynb"), key=lambda p: int(p.stem[1:].split("-")[0])) + [LEDGER]
 
 
+def select(only: str | None) -> list:
+    """The book's notebooks, or only the one whose N-id (or ``ledger``) is ``only``."""
+    return [n for n in book_notebooks() if not only or n.stem.split("-")[0] == only]
+
+
 def fingerprint(notebook: Path, profile: str) -> str:
     digest = hashlib.sha256(notebook.read_bytes() + profile.encode())
     for source in sorted((REPO_ROOT / "geovae_core").glob("*.py")):
@@ -90,12 +95,12 @@ def store(notebook: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
-    parser.add_argument("--only", help="run only notebooks whose name starts with this (e.g. N11)")
+    parser.add_argument("--only", help="run only this chapter (its N-id, e.g. N1) or the ledger")
     parser.add_argument("--force", action="store_true", help="execute even if unchanged")
     parser.add_argument("--store", action="store_true",
                         help="rewrite the source notebooks as git keeps them (checked outputs only)")
     args = parser.parse_args(argv)
-    notebooks = [n for n in book_notebooks() if not args.only or n.name.startswith(args.only)]
+    notebooks = select(args.only)
     if not notebooks:
         print(f"no notebook matches {args.only!r}", file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ import pytest
 
 from geovae_core.profiles import resolve
 from geovae_core.results import Claim, load_results, save_results, verdict
-from geovae_core.runner import CHECK_MARK, LEDGER, book_notebooks, fingerprint
+from geovae_core.runner import CHECK_MARK, LEDGER, book_notebooks, fingerprint, select
 
 
 def test_verdicts():
@@ -24,6 +24,17 @@ def test_results_round_trip(monkeypatch, tmp_path):
 def test_book_notebooks_run_chapters_in_order_then_the_ledger():
     names = [n.name for n in book_notebooks()]
     assert names[-1] == "ledger.ipynb" and names[0].startswith("N")
+
+
+def test_book_notebooks_follow_the_chapter_numbers():
+    ids = [int(n.stem[1:].split("-")[0]) for n in book_notebooks()[:-1]]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+
+
+def test_only_selects_one_chapter_by_its_id():
+    assert [n.stem.split("-")[0] for n in select("N1")] == ["N1"]
+    assert select("ledger") == [LEDGER] and select("N99") == []
+    assert select(None) == book_notebooks()
 
 
 def test_the_fingerprint_follows_the_profile():
