@@ -106,6 +106,12 @@ def step_unevenness(frames: torch.Tensor) -> float:
     return float(steps.max() / steps.mean().clamp_min(1e-12))
 
 
+def nearest_image_distance(images: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+    """RMS pixel distance from each image [N, ...] to its nearest image in ``pool`` [M, ...]:
+    how far an interpolation's midpoint lies from real data (P Fig 11)."""
+    return torch.cdist(images.flatten(1), pool.flatten(1)).min(dim=1).values / images[0].numel() ** 0.5
+
+
 def fit_ellipsoid(points: torch.Tensor, scale: float = 2.0) -> tuple:
     """An ellipsoid fitted to a point cloud [N, D]: (centre [D], radii [D], axes [D, D] as
     columns), the radii ``scale`` standard deviations along the covariance's principal axes."""

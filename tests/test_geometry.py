@@ -5,7 +5,7 @@ import torch
 
 from geovae_core import ExperimentConfig
 from geovae_core.geometry import (cv_nnd, dynamic_latent_coverage, fit_ellipsoid, interpolate, latent_cv_nnd,
-                                  nearest_neighbour_sq_distances, perturb, step_sizes,
+                                  nearest_image_distance, nearest_neighbour_sq_distances, perturb, step_sizes,
                                   step_unevenness)
 from geovae_core.models import build_model
 
@@ -87,6 +87,12 @@ def test_perturbation_changes_one_dimension_at_a_time():
     for d in range(3):
         expected[d, :, d] = torch.tensor([1.0, 2.0])
     assert torch.allclose(batch - codes[:, None, None], expected.expand(4, -1, -1, -1))
+
+
+def test_nearest_image_distance_is_the_rms_gap_to_the_closest_pool_image():
+    pool = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])
+    images = torch.stack([torch.full((1, 2, 2), 0.25), torch.full((1, 2, 2), 0.9), torch.ones(1, 2, 2)])
+    assert nearest_image_distance(images, pool).tolist() == pytest.approx([0.25, 0.1, 0.0], abs=1e-6)
 
 
 def test_step_measures_on_hand_made_paths():
