@@ -109,7 +109,6 @@ class ClusterCentres(nn.Module):
 
     def __init__(self, size: int, dim: int):
         super().__init__()
-        self.size = size
         self.codes = nn.Parameter(torch.randn(size, dim))
         self.register_buffer("initial", torch.full((size, dim), float("nan")))
 
