@@ -73,3 +73,23 @@ def diagram_arrow(ax, start, end, style: str = "-|>", colour: str = "0.2", text:
                                  linestyle="--" if dashed else "-"))
     if text:
         ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center", fontsize=8, color=colour)
+
+
+def captioned_images(images: torch.Tensor, captions, nrows: int = 2, title: str | None = None,
+                     size: float = 1.0):
+    """One small panel per image [N, C, H, W] in [0, 1], each with its caption above, in
+    ``nrows`` rows (decoded codebooks: P Fig 8, R Fig 3.5). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    ncols = -(-len(images) // nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, 1.7 * size * nrows), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < len(images):
+            picture = images[k].detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+            ax.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(captions[k], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
