@@ -1,8 +1,17 @@
-"""geovae: the library behind the companion book (data, models, losses, metrics, training, runner)."""
+"""geovae: the library behind the companion book (data, models, losses, metrics, training, cache, runner)."""
 from .config import ExperimentConfig
-from .errors import (DatasetChecksumError, DatasetNotFoundError, GeovaeError, ParameterError,
-                     TrainingDivergedError)
-from .training import Run, run, select_step_size, train
+from .errors import (CacheNotWritableError, DatasetChecksumError, DatasetNotFoundError, GeovaeError,
+                     ParameterError, TrainingDivergedError)
+from .training import Run, select_step_size, train
 
-__all__ = ["ExperimentConfig", "Run", "run", "train", "select_step_size", "GeovaeError",
-           "ParameterError", "DatasetNotFoundError", "DatasetChecksumError", "TrainingDivergedError"]
+__all__ = ["ExperimentConfig", "Run", "run", "train", "select_step_size", "GeovaeError", "ParameterError",
+           "DatasetNotFoundError", "DatasetChecksumError", "TrainingDivergedError", "CacheNotWritableError"]
+
+
+def __getattr__(name: str):
+    """``run`` is imported on first use, so that ``python -m geovae_core.cache`` finds the
+    cache module not yet imported (runpy warns otherwise)."""
+    if name == "run":
+        from .cache import run
+        return run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass
+
+from .errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,25 @@ class ExperimentConfig:
     init_from: "ExperimentConfig | None" = None
     reinit: tuple = ()
     freeze: tuple = ()
+
+    def __post_init__(self):
+        """Check every name-valued field against its table: a typo fails here, not as another model."""
+        from .data import DATASETS  # imported here: these modules import this one
+        from .losses import LIKELIHOODS, LOSS_TERMS
+        from .models import ACTIVATIONS, ARCHITECTURES, LATENTS
+        from .training import OPTIMIZERS
+
+        tables = {"model": ARCHITECTURES, "dataset": DATASETS, "latent": LATENTS, "activation": ACTIVATIONS,
+                  "likelihood": LIKELIHOODS, "optimizer": OPTIMIZERS}
+        checks = [(field, getattr(self, field), table) for field, table in tables.items()]
+        checks += [("loss_terms", term, LOSS_TERMS) for term, _ in self.loss_terms]
+        for field, value, table in checks:
+            if value not in table:
+                close = difflib.get_close_matches(str(value), list(table), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ParameterError(f"{field}: {value!r} is not one of {', '.join(table)}{hint}")
+        if self.init_from is not None and not isinstance(self.init_from, ExperimentConfig):
+            raise ParameterError(f"init_from: expected an ExperimentConfig, got {type(self.init_from).__name__}")
 
     def replace(self, **changes) -> "ExperimentConfig":
         return dataclasses.replace(self, **changes)

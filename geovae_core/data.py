@@ -9,9 +9,11 @@ Where files are looked for, in order:
 MNIST, FashionMNIST and CIFAR-10 files are checked against torchvision's md5 lists and
 decoded straight from the archives. CelebA comes from torchvision's class when all its
 files are there, otherwise from a folder of aligned JPEGs (``img_align_celeba/``, split by
-``list_eval_partition.txt`` when present), centre-cropped and resized once. The decoded
-tensors are cached under ``$GEOVAE_CACHE/data`` with an atomic write: an interrupted run
-leaves nothing half-written behind.
+``list_eval_partition.txt`` when present), centre-cropped and resized once; when an
+``MD5SUMS`` file (lines ``md5  relative/path``) lies beside the images, in their parent or in
+the data root, the images are checked against it first. The decoded tensors are cached under
+``$GEOVAE_CACHE/data`` with an atomic write: an interrupted run leaves nothing half-written
+behind, and a damaged file there is set aside in ``data/damaged/`` and decoded again.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,7 @@ import torchvision
 from PIL import Image
 
 from .errors import DatasetChecksumError, DatasetNotFoundError
-from .storage import atomic_torch_save, cache_dir
+from .storage import atomic_torch_save, cache_dir, describe, load_checked, set_aside
 
 # name -> (torchvision class, folder under the root, class names)
 IDX_DATASETS = {
@@ -194,16 +197,38 @@ def _center_square(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(square.resize((size, size), Image.BILINEAR, reducing_gap=2.0))
 
 
+def _check_md5sums(folder: Path, names, root: Path | None) -> None:
+    """Check the images against each ``MD5SUMS`` beside them, in their parent or in the data
+    root (its paths are relative to its own folder); an image no such file lists is not checked."""
+    places = {folder, folder.parent} | ({root} if root is not None and folder.is_relative_to(root) else set())
+    for sums_file in sorted(p / "MD5SUMS" for p in places if (p / "MD5SUMS").is_file()):
+        expected = {}
+        for line in sums_file.read_text().splitlines():
+            if line.strip():
+                md5, relative = line.split(maxsplit=1)
+                expected[relative.lstrip("*")] = md5
+        for n in names:
+            md5 = expected.get((folder / n).relative_to(sums_file.parent).as_posix())
+            if md5 is not None and (found := _md5(folder / n)) != md5:
+                raise DatasetChecksumError(f"celeba: {folder / n} has md5 {found}, expected {md5} "
+                                           f"(from {sums_file}): the image is corrupted")
+
+
 def _decode_celeba(root: Path | None) -> dict:
     folder, train, test = _celeba_files(root)
+    _check_md5sums(folder, train + test, root)
 
     def read(names):
         if not names:
             return torch.zeros(0, 3, CELEBA_SIZE, CELEBA_SIZE, dtype=torch.uint8)
         arrays = []
         for n in names:
-            with Image.open(folder / n) as image:
-                arrays.append(_center_square(image, CELEBA_SIZE))
+            try:
+                with Image.open(folder / n) as image:
+                    arrays.append(_center_square(image, CELEBA_SIZE))
+            except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for a corrupt or truncated file
+                raise DatasetChecksumError(f"celeba: {folder / n} cannot be decoded ({describe(error)}): "
+                                           f"the image is damaged") from None
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
     train_x, test_x = read(train), read(test)
@@ -228,9 +253,8 @@ def load_dataset(name: str, root: str | None = None) -> ImageDataset:
         raise DatasetNotFoundError(f"dataset {name!r} is unknown; known: {', '.join(DATASETS)}")
     root_path = Path(root) if root else data_root()
     cached = cache_dir() / "data" / _cache_name(name, root_path)
-    if cached.is_file():
-        tensors = torch.load(cached)
-    else:
+    tensors = _read_decoded(name, cached) if cached.is_file() else None
+    if tensors is None:
         if name in IDX_DATASETS:
             tensors = _decode_idx(name, root_path)
         elif name == "cifar10":
@@ -241,6 +265,18 @@ def load_dataset(name: str, root: str | None = None) -> ImageDataset:
     as_float = {k: (v.float() / 255.0 if k.endswith("images") else v) for k, v in tensors.items()}
     classes = IDX_DATASETS[name][2] if name in IDX_DATASETS else CIFAR10_CLASSES if name == "cifar10" else ()
     return ImageDataset(name=name, classes=classes, **as_float)
+
+
+def _read_decoded(name: str, path: Path) -> dict | None:
+    """The cached decoded tensors, or None once a damaged file has been set aside."""
+    try:
+        tensors = load_checked(path)
+        return {key: tensors[key] for key in ("train_images", "train_labels", "test_images", "test_labels")}
+    except Exception as error:
+        moved = set_aside(path, path.parent / "damaged")
+        print(f"{name}: decoded cache {path} is damaged ({describe(error)}); moved to {moved}, decoding again",
+              file=sys.stderr, flush=True)
+        return None
 
 
 def binarized(images: torch.Tensor, seed: int = 0) -> torch.Tensor:

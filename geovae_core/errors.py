@@ -17,8 +17,12 @@ class DatasetNotFoundError(GeovaeError, FileNotFoundError):
 
 
 class DatasetChecksumError(GeovaeError):
-    """A dataset archive is present but its md5 does not match."""
+    """A dataset file is present but damaged: its md5 does not match, or it cannot be decoded."""
 
 
 class TrainingDivergedError(GeovaeError, FloatingPointError):
-    """The training loss became NaN or infinite; nothing is cached."""
+    """The training loss, a weight or a recorded metric became NaN or infinite; nothing is cached."""
+
+
+class CacheNotWritableError(GeovaeError, PermissionError):
+    """The cache folder (``$GEOVAE_CACHE``) cannot be written; found before training starts."""

@@ -1,14 +1,24 @@
-"""Where geovae writes, and how: atomically (temp file in the same folder, then rename)."""
+"""Where geovae writes, and how: atomically (temp file in the same folder, then rename).
+
+Files are created with mode ``0o666 & ~umask`` (group-readable under the usual umask), as
+``open`` would, not ``mkstemp``'s 0600. A temp file left by a killed writer is removed by
+the next write into its folder once it is stale: untouched for ``STALE_TEMP_SECONDS`` and
+its writer's pid (in its name) not running on this machine. A live writer's file is kept.
+"""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+STALE_TEMP_SECONDS = 3600
 
 
 def cache_dir() -> Path:
@@ -21,9 +31,55 @@ def results_dir() -> Path:
     return Path(os.environ.get("GEOVAE_RESULTS", REPO_ROOT / "results")).expanduser()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temp_file(folder: Path, name: str) -> tuple:
+    """mkstemp in ``folder`` as ``.<name>.<pid>.<random>.tmp``, with the mode ``open`` gives."""
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{os.getpid()}.", suffix=".tmp")
+    os.fchmod(handle, 0o666 & ~_umask())
+    return handle, tmp
+
+
+def _running(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Remove the stale ``.*.tmp`` files in ``folder`` (see the module docstring)."""
+    for tmp in folder.glob(".*.tmp"):
+        parts = tmp.name.rsplit(".", 3)  # [".<name>", pid, random, "tmp"]
+        pid = int(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_SECONDS and not _running(pid):
+                tmp.unlink()
+        except FileNotFoundError:  # another process removed it first
+            pass
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder``, then write and remove a probe file in it; OSError when it cannot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, probe = _temp_file(folder, "probe")
+    os.close(handle)
+    os.unlink(probe)
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_stale_temp_files(path.parent)
+    handle, tmp = _temp_file(path.parent, path.name)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -42,3 +98,30 @@ def atomic_torch_save(obj, path: Path) -> None:
 def atomic_json_save(obj, path: Path) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=float).encode()
     _atomic_write(Path(path), lambda stream: stream.write(text))
+
+
+def load_checked(path: Path, **kwargs):
+    """``torch.load(path, weights_only=True)`` after checking the CRC-32 of every member of
+    the file's zip archive: a flipped byte fails here instead of loading other numbers."""
+    with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+    if bad is not None:
+        raise ValueError(f"CRC-32 mismatch in {bad}")
+    return torch.load(path, weights_only=True, **kwargs)
+
+
+def set_aside(path: Path, folder: Path, name: str | None = None) -> Path:
+    """Move a damaged file into ``folder`` (kept for inspection, never deleted) under a
+    timestamped name; return where it went."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    target = folder / f"{stamp}-{name or path.name}"
+    os.replace(path, target)
+    return target
+
+
+def describe(error: BaseException) -> str:
+    """An exception in one short line: its type and the start of its message's first line."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text[:120]}" if text else type(error).__name__

@@ -1,28 +1,27 @@
-"""The one training loop of the book, its per-epoch hooks, and the result cache.
+"""The one training loop of the book and its per-epoch hooks (``cache.run`` caches its runs).
 
-``run(config)`` returns a trained model and its per-epoch history, from the cache when
-the same config (and the same hook names) was trained before. Batches are taken by index
-from in-memory tensors; every epoch records the training means of the config's loss terms
-and the same terms on the test set, then whatever the hooks return.
+Batches are taken by index from in-memory tensors; every epoch records the training means of
+the config's loss terms and the same terms on the test set, then whatever the hooks return.
 """
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
-from tqdm.std import tqdm
+from tqdm.auto import tqdm as tqdm_auto
+from tqdm.std import tqdm as tqdm_std
 
 from .config import ExperimentConfig
 from .data import experiment_split
 from .errors import TrainingDivergedError
 from .losses import loss_terms
 from .models import build_model
-from .storage import atomic_torch_save, cache_dir
 
 OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -69,23 +68,23 @@ def evaluate(model, x, y, config, chunk: int = 2000) -> dict:
 
 def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
           progress: bool = True) -> Run:
-    """Train ``config`` from scratch (seeded); raise TrainingDivergedError on a NaN/inf loss."""
+    """Train ``config`` from scratch (seeded); raise TrainingDivergedError on a NaN/inf loss,
+    and at the end on a NaN/inf weight or recorded metric."""
     torch.manual_seed(config.seed)
     split = experiment_split(config)
     x_train, y_train, x_test, y_test = split
     model = build_model(config, tuple(x_train.shape[1:])).to(config.device)
     if config.init_from is not None:
-        start = run(config.init_from, progress=progress).model.state_dict()
-        model.load_state_dict({k: v for k, v in start.items() if k.split(".")[0] not in config.reinit},
-                              strict=False)
+        _warm_start(model, config, tuple(x_train.shape[1:]), progress)
     for name in config.freeze:
         getattr(model, name).requires_grad_(False)
-    optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
     order = torch.Generator().manual_seed(config.seed)
+    if hasattr(model, "initialise_codebook"):
+        model.initialise_codebook(x_train, order)
+    optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
     n, batch = len(x_train), config.batch_size
     history = []
-    bar = tqdm(range(1, config.epochs + 1), desc=config.label(), disable=not progress,
-               file=sys.stdout, ncols=100, mininterval=5.0, ascii=True)
+    bar = progress_bar(range(1, config.epochs + 1), config.label(), progress)
     for epoch in bar:
         started = time.perf_counter()
         sums = {}
@@ -121,41 +120,65 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
                             (f" test {row['test_loss']:.2f}" if "test_loss" in row else ""), refresh=False)
     bar.close()
     model.eval()
+    _check_finite(config, model, history)
     return Run(config, model, history, from_cache=False, image_shape=tuple(x_train.shape[1:]))
 
 
-def _cache_path(config: ExperimentConfig, hooks) -> Path:
-    key = config.key() if not hooks else f"{config.key()}-{'-'.join(sorted(hooks))}"
-    return cache_dir() / "runs" / f"{key}.pt"
+def _warm_start(model, config: ExperimentConfig, image_shape: tuple, progress: bool) -> None:
+    """Load ``config.init_from``'s trained weights, except the modules in ``config.reinit``,
+    which get a fresh initialisation drawn independently of the one the first model started
+    from (seeded by this config's key; P §2.3's "randomly initialized" new decoder)."""
+    from .cache import run  # cache imports this module
+
+    start = run(config.init_from, progress=progress).model.state_dict()
+    fresh = {}
+    if config.reinit:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(config.key()[:8], 16))
+            fresh = build_model(config, image_shape).state_dict()
+    model.load_state_dict({k: (fresh[k] if k.split(".")[0] in config.reinit else v) for k, v in start.items()})
 
 
-def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
-        progress: bool = True) -> Run:
-    """``train`` through the cache: a config trained before is loaded, never retrained.
+def progress_bar(iterable, description: str, enabled: bool = True):
+    """A progress bar over epochs: a widget in JupyterLab (``tqdm.auto``), plain text to stdout
+    under papermill, nbval and in logs (``GEOVAE_PLAIN_PROGRESS`` or ``GEOVAE_BOOK_RUN`` set, or
+    a papermill parameters cell in the kernel's history)."""
+    if plain_progress():
+        return tqdm_std(iterable, desc=description, disable=not enabled, file=sys.stdout, ncols=100,
+                        mininterval=5.0, ascii=True)
+    return tqdm_auto(iterable, desc=description, disable=not enabled, mininterval=1.0)
 
-    The entry is written atomically after the last epoch, so an interrupted or
-    diverged run leaves no entry. Hook names are part of the key, their code is not.
-    """
-    path = _cache_path(config, hooks)
-    if path.is_file():
-        entry = torch.load(path, map_location=config.device)
-        model = build_model(config, entry["image_shape"]).to(config.device)
-        model.load_state_dict(entry["state_dict"])
-        model.eval()
-        if progress:
-            print(f"{config.label()}: loaded from cache ({path.stem})")
-        return Run(config, model, entry["history"], from_cache=True, image_shape=entry["image_shape"])
-    result = train(config, hooks, progress)
-    entry = {"config": config.to_dict(), "history": result.history, "image_shape": result.image_shape,
-             "state_dict": {k: v.cpu() for k, v in result.model.state_dict().items()}}
-    atomic_torch_save(entry, path)
-    return result
+
+def plain_progress() -> bool:
+    if os.environ.get("GEOVAE_PLAIN_PROGRESS") or os.environ.get("GEOVAE_BOOK_RUN"):
+        return True
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return True
+    shell = get_ipython()
+    history = shell.user_ns.get("In", []) if shell is not None else []
+    return shell is None or any(isinstance(cell, str) and cell.startswith("# Parameters") for cell in history)
+
+
+def _check_finite(config: ExperimentConfig, model: torch.nn.Module, history: list) -> None:
+    """Raise TrainingDivergedError naming the NaN/inf weight tensors and recorded metrics."""
+    bad = [f"weight {name}" for name, value in model.state_dict().items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    bad += [f"{key} of epoch {row['epoch']}" for row in history for key, value in row.items()
+            if isinstance(value, numbers.Real) and not math.isfinite(value)]
+    if bad:
+        more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+        raise TrainingDivergedError(f"{config.label()}: {', '.join(bad[:4])}{more} not finite after training; "
+                                    f"nothing was cached")
 
 
 def select_step_size(config: ExperimentConfig, candidates, epochs: int, train_size: int | None,
                      progress: bool = True):
     """K's step-size search: train ``epochs`` epochs with each candidate and keep the one
     with the lowest final training loss. Returns (best, {candidate: final loss or inf})."""
+    from .cache import run  # cache imports this module
+
     finals = {}
     for lr in candidates:
         trial = config.replace(lr=lr, epochs=epochs, train_size=train_size, test_size=0)

@@ -163,3 +163,85 @@ def test_missing_cifar10_names_the_files_and_folder(fresh, monkeypatch):
     monkeypatch.setenv("GEOVAE_DATA", str(fresh / "empty"))
     with pytest.raises(DatasetNotFoundError, match=r"cifar10: expected data_batch_1, .*test_batch in .*empty/cifar-10-batches-py"):
         load_dataset("cifar10")
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def _flip_a_pixel_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the training images: torch.load alone would not notice
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, reason", [(_truncate, "BadZipFile"), (_flip_a_pixel_byte, "CRC-32 mismatch")])
+def test_a_damaged_decoded_cache_is_named_set_aside_and_decoded_again(fresh, monkeypatch, capsys, damage, reason):
+    monkeypatch.setenv("GEOVAE_DATA", str(_shared_data()))
+    original = load_dataset("mnist")
+    cached = fresh / "cache" / "data" / "mnist.pt"
+    damage(cached)
+    damaged_bytes = cached.read_bytes()
+    load_dataset.cache_clear()
+    again = load_dataset("mnist")
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith(f"mnist: decoded cache {cached} is damaged (") and reason in line
+    assert line.endswith("decoding again") and torch.equal(again.train_images, original.train_images)
+    moved = list((cached.parent / "damaged").iterdir())
+    assert len(moved) == 1 and str(moved[0]) in line and moved[0].read_bytes() == damaged_bytes
+    load_dataset.cache_clear()
+    assert torch.equal(load_dataset("mnist").test_images, original.test_images) and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_celeba_jpeg_stops_with_one_line_naming_it(fresh, monkeypatch, damage):
+    images = fresh / "root" / "celeba" / "img_align_celeba"
+    _jpegs(images, [f"{i:06d}.jpg" for i in range(1, 6)])
+    bad = images / "000003.jpg"
+    bad.write_bytes(bad.read_bytes()[:200] if damage == "truncated" else b"not a jpeg at all")
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    with pytest.raises(DatasetChecksumError) as error:
+        load_dataset("celeba")
+    message = str(error.value)
+    assert message.startswith(f"celeba: {bad} cannot be decoded") and message.endswith("the image is damaged")
+    assert "\n" not in message and not list((fresh / "cache").rglob("*.pt"))
+
+
+def _shared_celeba_subset(root: Path, count: int = 6) -> list:
+    """The first ``count`` of the shared aligned CelebA JPEGs, with the shared MD5SUMS beside the root."""
+    shared = _shared_data() / "celeba" / "img_align_celeba"
+    names = sorted(p.name for p in shared.glob("*.jpg"))[:count]
+    (root / "celeba" / "img_align_celeba").mkdir(parents=True)
+    for name in names:
+        shutil.copy(shared / name, root / "celeba" / "img_align_celeba" / name)
+    shutil.copy(_shared_data() / "MD5SUMS", root / "MD5SUMS")
+    return names
+
+
+def test_celeba_images_are_checked_against_md5sums_in_the_data_root(fresh, monkeypatch):
+    names = _shared_celeba_subset(fresh / "root")
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    assert len(load_dataset("celeba").train_images) + len(load_dataset("celeba").test_images) == len(names)
+    load_dataset.cache_clear()
+    shutil.rmtree(fresh / "cache")
+    flipped = fresh / "root" / "celeba" / "img_align_celeba" / names[2]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x01  # a JPEG with one flipped bit still decodes: only the md5 tells
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(DatasetChecksumError) as error:
+        load_dataset("celeba")
+    message = str(error.value)
+    assert message.startswith(f"celeba: {flipped} has md5 ") and str(fresh / "root" / "MD5SUMS") in message
+    assert "\n" not in message and not list((fresh / "cache").rglob("*.pt"))
+
+
+def test_celeba_md5sums_beside_the_images_are_used_too(fresh, monkeypatch):
+    images = fresh / "root" / "img_align_celeba"
+    _jpegs(images, [f"{i:06d}.jpg" for i in range(1, 6)])
+    from geovae_core.data import _md5
+
+    (images / "MD5SUMS").write_text("".join(f"{_md5(images / n)}  {n}\n" for n in sorted(p.name for p in images.glob("*.jpg"))))
+    (images / "000004.jpg").write_bytes((images / "000004.jpg").read_bytes() + b"\0")
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    with pytest.raises(DatasetChecksumError, match=r"celeba: .*img_align_celeba/000004.jpg has md5 .*expected"):
+        load_dataset("celeba")

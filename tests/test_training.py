@@ -19,7 +19,7 @@ def cache(monkeypatch, tmp_path) -> Path:
 
 
 def _entries(cache: Path) -> list:
-    return sorted(cache.iterdir()) if cache.exists() else []
+    return sorted(cache.rglob("*.pt"))
 
 
 def test_training_records_train_and_test_terms_each_epoch(cache):
@@ -78,7 +78,7 @@ def test_a_write_killed_midway_leaves_no_entry_and_no_temp_file(cache, monkeypat
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
         run(TINY, progress=False)
-    assert [p for p in cache.iterdir()] == []
+    assert [p.name for p in cache.rglob("*") if p.is_file()] == [".lock"]  # no entry, no temp file
 
 
 def test_a_nan_loss_stops_with_a_clear_error_and_caches_nothing(cache, monkeypatch):

@@ -1,0 +1,258 @@
+"""The result cache: ``run(config)`` trains a config once per code version, then loads it.
+
+An entry is ``$GEOVAE_CACHE/runs/<config key>[-<hook names>]/<code version>.pt``, plain data
+that ``torch.load(..., weights_only=True)`` reads. ``code_version()`` hashes the code that
+determines training, so an entry written by other code (another branch, an older checkout)
+is stale: kept for that code, never loaded here unless ``GEOVAE_REUSE_STALE=1``. A damaged
+entry is moved to ``runs/damaged/`` and retrained. A lock per key makes a second process
+wait for the first one's entry instead of training the same config again.
+
+    python -m geovae_core.cache                  # one line per entry: current, stale or damaged
+    python -m geovae_core.cache --remove-stale   # delete the stale and damaged ones
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import functools
+import hashlib
+import json
+import numbers
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Mapping, NamedTuple
+
+from filelock import FileLock, Timeout
+
+from .config import ExperimentConfig
+from .errors import CacheNotWritableError
+from .models import build_model
+from .storage import atomic_torch_save, cache_dir, check_writable, describe, load_checked, set_aside
+from .training import EpochHook, Run, train
+
+# The modules whose code determines a trained model (geometry and codebook hold the hooks).
+CODE_MODULES = ("config.py", "data.py", "models.py", "losses.py", "codebook.py", "training.py", "geometry.py")
+DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+@functools.cache
+def code_version(folder: Path = Path(__file__).resolve().parent) -> str:
+    """12 hex digits hashing the syntax trees of ``CODE_MODULES`` in ``folder`` without their
+    docstrings: comments, docstrings and formatting leave it unchanged."""
+    digest = hashlib.sha256()
+    for name in CODE_MODULES:
+        tree = ast.parse((folder / name).read_text(), filename=name)
+        for node in ast.walk(tree):
+            if isinstance(node, DOCSTRING_OWNERS) and node.body and _is_docstring(node.body[0]):
+                node.body = node.body[1:]
+        digest.update(f"{name}\n{ast.dump(tree)}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
+
+def _cache_path(config: ExperimentConfig, hooks=None) -> Path:
+    """``runs/<key>[-<hook names>]/<code version>.pt``."""
+    key = config.key() if not hooks else f"{config.key()}-{'-'.join(sorted(hooks))}"
+    return cache_dir() / "runs" / key / f"{code_version()}.pt"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
+        progress: bool = True) -> Run:
+    """``train`` through the cache: a config this code trained before is loaded, not retrained.
+
+    The entry is written atomically after the last epoch, so an interrupted or diverged run
+    leaves none. Hook names are part of the key; a hook's code is part of the code version
+    when it lives in ``CODE_MODULES``.
+    """
+    path = _cache_path(config, hooks)
+    try:
+        check_writable(path.parent)
+    except OSError as error:
+        raise CacheNotWritableError(f"{config.label()}: cannot write the cache folder {path.parent} "
+                                    f"({describe(error)}); set GEOVAE_CACHE to a writable folder") from None
+    with _key_lock(path.parent, config):
+        if path.is_file():
+            try:
+                cached = _read(path, config)
+            except Exception as error:
+                moved = set_aside(path, path.parent.parent / "damaged", f"{path.parent.name}-{path.name}")
+                _say(f"{config.label()}: cache entry {path} is damaged ({describe(error)}); "
+                     f"moved to {moved}, retraining")
+            else:
+                return _loaded(cached, path, progress)
+        else:
+            stale = _from_stale_entry(path, config, progress)
+            if stale is not None:
+                return stale
+        result = train(config, hooks, progress)
+        atomic_torch_save(_entry(result, hooks), path)
+        return result
+
+
+@contextlib.contextmanager
+def _key_lock(folder: Path, config: ExperimentConfig):
+    """Hold the key's lock, saying so when another process holds it. The OS releases the lock
+    of a process that dies, so a crashed holder never blocks the next run."""
+    lock = FileLock(folder / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        _say(f"{config.label()}: waiting for another process working on it ({folder / '.lock'})")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _read(path: Path, config: ExperimentConfig) -> Run:
+    """The entry as a Run on the CPU; any error means the file is damaged or does not fit the model."""
+    entry = load_checked(path, map_location="cpu")
+    image_shape = tuple(entry["image_shape"])
+    model = build_model(config, image_shape)
+    model.load_state_dict(entry["state_dict"])
+    return Run(config, model.eval(), entry["history"], from_cache=True, image_shape=image_shape)
+
+
+def _loaded(result: Run, path: Path, progress: bool) -> Run:
+    result.model.to(result.config.device)
+    if progress:
+        print(f"{result.config.label()}: loaded from cache ({path.parent.name}/{path.name})")
+    return result
+
+
+def _stale_entries(path: Path) -> list:
+    """The other code versions' entries for ``path``'s key, and an unversioned one (``runs/<key>.pt``)."""
+    legacy = path.parent.parent / f"{path.parent.name}.pt"
+    return [p for p in path.parent.glob("*.pt") if p != path] + ([legacy] if legacy.is_file() else [])
+
+
+def _version(path: Path) -> str:
+    return "unversioned" if path.parent.name == "runs" else path.stem
+
+
+def _from_stale_entry(path: Path, config: ExperimentConfig, progress: bool) -> Run | None:
+    """Where only other code versions' entries exist: say why it retrains (None), or, with
+    ``GEOVAE_REUSE_STALE=1``, load the newest of them."""
+    stale = _stale_entries(path)
+    if not stale:
+        return None
+    newest = max(stale, key=lambda p: p.stat().st_mtime)
+    was, now = _version(newest), path.stem
+    if os.environ.get("GEOVAE_REUSE_STALE") != "1":
+        _say(f"{config.label()}: retraining: the cached entry was trained by code version {was}, "
+             f"this code is {now} (GEOVAE_REUSE_STALE=1 would load it)")
+        return None
+    try:
+        result = _read(newest, config)
+    except Exception as error:
+        _say(f"{config.label()}: GEOVAE_REUSE_STALE=1, but the entry of code version {was} does not load "
+             f"({describe(error)}); retraining")
+        return None
+    _say(f"{config.label()}: GEOVAE_REUSE_STALE=1: loading the stale entry trained by code version {was}, "
+         f"this code is {now}")
+    return _loaded(result, newest, progress)
+
+
+def _plain(value):
+    """A history value as a Python number where it is one, which weights_only loading accepts."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value) if isinstance(value, numbers.Real) else value
+
+
+def _entry(result: Run, hooks) -> dict:
+    """What is saved: plain data only, so that ``torch.load(..., weights_only=True)`` reads it."""
+    return {"label": result.config.label(), "config": json.dumps(result.config.to_dict(), sort_keys=True),
+            "code_version": code_version(), "hooks": sorted(hooks or ()),
+            "history": [{k: _plain(v) for k, v in row.items()} for row in result.history],
+            "image_shape": list(result.image_shape),
+            "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()}}
+
+
+class Entry(NamedTuple):
+    path: Path
+    state: str  # current, stale or damaged
+    version: str
+    label: str
+    size: int
+    age: float
+
+
+def entries() -> list:
+    """Every entry under ``$GEOVAE_CACHE/runs``, then every file set aside as damaged."""
+    root, now = cache_dir() / "runs", time.time()
+    found = []
+    for path in sorted(root.glob("*/*.pt")) + sorted(root.glob("*.pt")):
+        if path.parent.name != "damaged":
+            state, label = _inspect(path)
+            found.append(Entry(path, state, _version(path), label, path.stat().st_size, now - path.stat().st_mtime))
+    for path in sorted(root.glob("damaged/*")) + sorted((cache_dir() / "data").glob("damaged/*")):
+        found.append(Entry(path, "damaged", "-", "set aside", path.stat().st_size, now - path.stat().st_mtime))
+    return found
+
+
+def _inspect(path: Path) -> tuple:
+    """(state, label) of an entry: its label, or why it is damaged."""
+    try:
+        entry = load_checked(path, map_location="cpu")
+        # An unversioned entry has no label, but its config as a dict.
+        label = entry.get("label") or ExperimentConfig.label(SimpleNamespace(**entry["config"]))
+    except Exception as error:
+        return "damaged", describe(error)
+    return ("current" if _version(path) == code_version() else "stale"), label
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def _age(seconds: float) -> str:
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= length:
+            return f"{seconds / length:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m geovae_core.cache",
+                                     description="List the result cache's entries: current (this code's), "
+                                                 "stale (another code version's) or damaged.")
+    parser.add_argument("--remove-stale", action="store_true", help="delete the stale and damaged entries")
+    args = parser.parse_args(argv)
+    found = entries()
+    for e in found:
+        print(f"{e.state:8} {e.version:12} {_size(e.size):>9} {_age(e.age):>6}  {e.label}  "
+              f"{e.path.relative_to(cache_dir())}")
+    count = {state: [e for e in found if e.state == state] for state in ("current", "stale", "damaged")}
+    total = {state: _size(sum(e.size for e in group)) for state, group in count.items()}
+    print(f"{len(found)} entries in {cache_dir()}: {len(count['current'])} current ({total['current']}), "
+          f"{len(count['stale'])} stale ({total['stale']}), {len(count['damaged'])} damaged "
+          f"({total['damaged']}); this code is version {code_version()}")
+    if args.remove_stale:
+        removed = count["stale"] + count["damaged"]
+        for e in removed:
+            e.path.unlink()
+        print(f"removed {len(count['stale'])} stale and {len(count['damaged'])} damaged entries, "
+              f"freed {_size(sum(e.size for e in removed))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
