@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .geometry import distances
+
 
 def as_vectors(x: torch.Tensor) -> torch.Tensor:
     """[B, D] stays; a feature map [B, C, H, W] becomes its B*H*W channel vectors [N, C]."""
@@ -18,9 +20,12 @@ def as_vectors(x: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_codes(vectors: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """k* = argmin_k ||v - c_k||^2 for every vector [N, D] against codes [K, D] (P §3.2),
-    from ||v||^2 - 2 v.c + ||c||^2 in one matrix product."""
-    distances = vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ codes.T + codes.pow(2).sum(1)
+    """k* = argmin_k ||v - c_k||^2 for every vector [N, D] against codes [K, D] (P §3.2), from
+    ||v||^2 - 2 v.c + ||c||^2 in one matrix product, after centring both on the codes' mean
+    (so codes far from the origin keep their precision)."""
+    centre = codes.mean(dim=0)
+    v, c = vectors - centre, codes - centre
+    distances = v.pow(2).sum(1, keepdim=True) - 2 * v @ c.T + c.pow(2).sum(1)
     return distances.argmin(dim=1)
 
 
@@ -37,57 +42,71 @@ def perplexity(indices: torch.Tensor, size: int) -> float:
     return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
 
 
-def distinct_codes(codes: torch.Tensor, tolerance: float) -> int:
-    """How many codes remain when every code closer than ``tolerance`` to an earlier one is
-    dropped: K for a healthy codebook, 1 when all codes collapsed onto one vector."""
-    close = torch.cdist(codes, codes) < tolerance
+def distinct_codes(codes: torch.Tensor, encodings: torch.Tensor, sample: int = 2000) -> int:
+    """How many codes remain when every code nearer to an earlier code than the median
+    nearest-neighbour distance among ``encodings`` (vectors [N, D], the first ``sample``) is
+    dropped (``criteria.DISTINCT_CODE``): K for a healthy codebook, 1 when all codes collapsed."""
+    vectors = as_vectors(encodings)[:sample]
+    between = distances(vectors, vectors)
+    between.fill_diagonal_(float("inf"))
+    tolerance = between.min(dim=1).values.median()
+    close = distances(codes, codes) < tolerance
     return int(len(codes) - torch.triu(close, diagonal=1).any(dim=0).sum())
+
+
+@torch.no_grad()
+def code_statistics(model, images: torch.Tensor) -> dict:
+    """How a trained codebook is used on ``images``: ``attracting`` codes (assigned at least one
+    encoding), ``usage`` (their share of K), ``perplexity``, ``distinct`` codes and their share."""
+    out = model(images)
+    size = model.codebook.size
+    distinct = distinct_codes(model.codebook.codes, out["mu"])
+    return {"codes": size, "attracting": int(torch.bincount(out["indices"].flatten(), minlength=size).gt(0).sum()),
+            "usage": usage(out["indices"], size), "perplexity": perplexity(out["indices"], size),
+            "distinct": distinct, "distinct share": distinct / size}
 
 
 class Codebook(nn.Module):
     """K code vectors. With ``decay`` None the codes are parameters, moved by the gradient of
-    the pull loss (P §3.2); otherwise they follow an exponential moving average of the vectors
-    assigned to them, e_k <- e_k + (1 - decay)(mean of its vectors - e_k), in the counts/sums
-    form of VQ-VAE (van den Oord et al. 2017, App. A.1) with Laplace smoothing of the counts,
-    which keeps rarely used codes stable. Codes start from randomly chosen vectors of the
-    first batch, so none starts far from the data."""
+    the pull loss (P §3.2). Otherwise every code assigned at least one vector of a batch moves
+    toward their mean m_k, e_k <- e_k + alpha (m_k - e_k) with alpha = 1 - decay (P App. A.4.1's
+    EMA rule), and a code assigned nothing stays where it is. The codes start at K distinct
+    vectors of the data (``initialise``, which the training loop calls before its first step)."""
 
-    def __init__(self, size: int, dim: int, decay: float | None = None, eps: float = 1e-5):
+    def __init__(self, size: int, dim: int, decay: float | None = None):
         super().__init__()
-        self.size, self.decay, self.eps = size, decay, eps
-        codes = torch.randn(size, dim)
+        self.size, self.decay = size, decay
+        codes = torch.zeros(size, dim)
         if decay is None:
             self.codes = nn.Parameter(codes)
         else:
             self.register_buffer("codes", codes)
-            self.register_buffer("counts", torch.zeros(size))
-            self.register_buffer("sums", torch.zeros(size, dim))
         self.register_buffer("initialised", torch.tensor(False))
 
     @torch.no_grad()
-    def _initialise(self, vectors: torch.Tensor) -> None:
-        chosen = torch.randint(len(vectors), (self.size,), device=vectors.device)
-        self.codes.data.copy_(vectors[chosen])
-        if self.decay is not None:
-            self.counts.fill_(1.0)
-            self.sums.copy_(self.codes)
+    def initialise(self, vectors: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Set the codes to K distinct rows of ``vectors`` [N, D], chosen at random."""
+        unique = torch.unique(vectors.detach(), dim=0)
+        if len(unique) < self.size:
+            raise ValueError(f"a codebook of {self.size} codes needs {self.size} distinct vectors, got {len(unique)}")
+        chosen = torch.randperm(len(unique), generator=generator)[: self.size].to(unique.device)
+        self.codes.data.copy_(unique[chosen])
         self.initialised.fill_(True)
 
     @torch.no_grad()
     def _ema_update(self, vectors: torch.Tensor, indices: torch.Tensor) -> None:
-        one_hot = torch.nn.functional.one_hot(indices, self.size).type(vectors.dtype)
-        self.counts.mul_(self.decay).add_(one_hot.sum(0), alpha=1 - self.decay)
-        self.sums.mul_(self.decay).add_(one_hot.T @ vectors, alpha=1 - self.decay)
-        total = self.counts.sum()
-        smoothed = (self.counts + self.eps) / (total + self.size * self.eps) * total
-        self.codes.copy_(self.sums / smoothed.unsqueeze(1))
+        counts = torch.bincount(indices, minlength=self.size)
+        sums = torch.zeros_like(self.codes).index_add_(0, indices, vectors)
+        assigned = counts > 0
+        means = sums[assigned] / counts[assigned].unsqueeze(1).to(vectors.dtype)
+        self.codes[assigned] += (1 - self.decay) * (means - self.codes[assigned])
 
     def forward(self, mu: torch.Tensor) -> dict:
         """``indices`` (shape [B] or [B, H, W]), ``quantized`` (the codes, shaped like mu) and
         ``pull``, ||mu - c_k*||^2 per image (summed over the positions of a map)."""
-        vectors = as_vectors(mu)
         if self.training and not bool(self.initialised):
-            self._initialise(vectors.detach())
+            raise RuntimeError("the codebook is used in training before initialise(): the training loop sets it from the data")
+        vectors = as_vectors(mu)
         indices = nearest_codes(vectors.detach(), self.codes.detach())
         chosen = self.codes[indices]
         pull = (vectors - chosen).pow(2).sum(1).view(mu.shape[0], -1).sum(1)

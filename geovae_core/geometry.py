@@ -1,16 +1,25 @@
 """Latent geometry: P's CV of nearest-neighbour distances (§2.1) and Dynamic Latent Coverage
 (§3.1, Algorithm 1), latent paths (perturbations, interpolations) and how even they are.
 
-All vectorised over points: no Python loop over codes.
+All vectorised over points: no Python loop over codes. Distances are exact: computed in
+float64 after centring on the first set's mean, so codes far from the origin lose no precision
+(``torch.cdist``'s float32 matrix-product path does, from an offset of about 10^3).
 """
 from __future__ import annotations
 
 import torch
 
 
+def distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between the rows of a [..., N, D] and b [..., M, D], as float64."""
+    a, b = a.double(), b.double()
+    centre = a.mean(dim=-2, keepdim=True)
+    return torch.cdist(a - centre, b - centre, compute_mode="donot_use_mm_for_euclid_dist")
+
+
 def nearest_neighbour_sq_distances(z: torch.Tensor) -> torch.Tensor:
     """d_i = min_{j != i} ||z_i - z_j||^2 for codes z [..., N, D] (batched over leading dims)."""
-    d = torch.cdist(z, z).pow(2)
+    d = distances(z, z).pow(2)
     d.diagonal(dim1=-2, dim2=-1).fill_(float("inf"))
     return d.min(dim=-1).values
 
@@ -26,28 +35,27 @@ def cv_nnd(z: torch.Tensor) -> torch.Tensor:
 def latent_cv_nnd(model, x: torch.Tensor, batches: int = 16, batch_size: int = 128,
                   draws: int = 1000, seed: int = 0) -> dict:
     """P Fig 2b's measurement on test images x: the CV-NND of each of ``batches`` batches of
-    ``batch_size`` codes, averaged. ``cv_nnd`` uses the codes the decoder receives: for a
-    ``sampled`` latent, ``draws`` reparameterised draws z = mu + sigma * eps of each batch
-    (our reading of "each batch sampled 1,000 times"), averaged; otherwise mu. ``cv_nnd_mu``
-    uses mu for every model."""
+    ``batch_size`` codes, averaged, read two ways that compare like with like across models:
+    ``cv_nnd_mu`` on the encoder's means mu, and ``cv_nnd_sampled`` on reparameterised codes
+    z = mu + sigma * eps drawn ``draws`` times per batch with each model's own sigma (our reading
+    of "each batch sampled 1,000 times"; NaN for an encoder without a variance)."""
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    on_mu, on_codes = [], []
+    on_mu, sampled = [], []
     for b in range(batches):
         xb = x[b * batch_size:(b + 1) * batch_size]
         if len(xb) < 2:
             break
         mu, logvar = model.encode(xb)
         on_mu.append(cv_nnd(mu))
-        if model.latent == "sampled":
+        if logvar is not None:
             eps = torch.randn(draws, *mu.shape, generator=generator, device=mu.device)
-            on_codes.append(cv_nnd(mu + torch.exp(0.5 * logvar) * eps).mean())
-        else:
-            on_codes.append(on_mu[-1])
-    return {"cv_nnd": float(torch.stack(on_codes).mean()), "cv_nnd_mu": float(torch.stack(on_mu).mean())}
+            sampled.append(cv_nnd(mu + torch.exp(0.5 * logvar) * eps).mean())
+    return {"cv_nnd_mu": float(torch.stack(on_mu).mean()),
+            "cv_nnd_sampled": float(torch.stack(sampled).mean()) if sampled else float("nan")}
 
 
 def cv_nnd_hook(batches: int = 16, batch_size: int = 128, draws: int = 1000) -> dict:
-    """A per-epoch hook (see ``training.run``) recording ``latent_cv_nnd`` on the test set."""
+    """A per-epoch hook (see ``cache.run``) recording ``latent_cv_nnd`` on the test set."""
     def hook(model, split):
         return latent_cv_nnd(model, split[2], batches, batch_size, draws)
     return {f"cv_nnd-{batches}x{batch_size}x{draws}": hook}
@@ -58,23 +66,31 @@ def dynamic_latent_coverage(mu: torch.Tensor, prior: torch.Tensor, k_nn: int = 5
     """P Algorithm 1: tau is the eta-th percentile of the distances from each mu_i to its
     2nd..k_nn-th nearest other code (the closest is skipped); coverage is the share of prior
     samples whose nearest mu is closer than tau. Returns (coverage, tau)."""
-    d = torch.cdist(mu, mu)
+    d = distances(mu, mu)
     d.fill_diagonal_(float("inf"))
     neighbours = d.topk(k_nn, dim=1, largest=False).values[:, 1:]
     tau = torch.quantile(neighbours.flatten(), eta / 100.0)
-    nearest = torch.cdist(prior, mu).min(dim=1).values
+    nearest = distances(prior, mu).min(dim=1).values
     return float((nearest < tau).float().mean()), float(tau)
 
 
 def coverage_hook(size: int = 1000, k_nn: int = 5, eta: float = 95.0, seed: int = 0) -> dict:
     """A per-epoch hook recording Dynamic Latent Coverage and tau: the first ``size`` test
-    images are the fixed evaluation set (M) and ``size`` fixed prior samples are N."""
+    images are the fixed evaluation set (M) and ``size`` fixed prior samples are N. It also
+    records ``coverage_first_tau``, the coverage with tau held at its first epoch's value: what
+    a fixed radius would have reported (P: "tau changes across epochs, which justifies the
+    necessity of our adaptive radius")."""
+    first = {}
+
     def hook(model, split):
         mu = model.encode(split[2][:size])[0]
         generator = torch.Generator().manual_seed(seed)
         prior = torch.randn(size, mu.shape[1], generator=generator).to(mu.device)
         coverage, tau = dynamic_latent_coverage(mu, prior, k_nn, eta)
-        return {"coverage": coverage, "tau": tau}
+        first.setdefault("tau", tau)
+        nearest = distances(prior, mu).min(dim=1).values
+        return {"coverage": coverage, "tau": tau,
+                "coverage_first_tau": float((nearest < first["tau"]).float().mean())}
     return {f"coverage-{size}-{k_nn}-{eta:g}-{seed}": hook}
 
 
@@ -93,23 +109,87 @@ def perturb(z: torch.Tensor, dims, deltas) -> torch.Tensor:
     return z[..., None, None, :] + steps
 
 
-def step_sizes(frames: torch.Tensor) -> torch.Tensor:
-    """RMS pixel change between consecutive frames of a path [T, ...] -> [T - 1]."""
-    flat = frames.flatten(1)
-    return (flat[1:] - flat[:-1]).pow(2).mean(dim=1).sqrt()
+def step_sizes(paths: torch.Tensor) -> torch.Tensor:
+    """RMS pixel change between consecutive frames of paths [..., T, C, H, W] -> [..., T - 1]."""
+    flat = paths.flatten(-3)
+    return (flat[..., 1:, :] - flat[..., :-1, :]).pow(2).mean(dim=-1).sqrt()
 
 
-def step_unevenness(frames: torch.Tensor) -> float:
-    """Largest step over mean step along a path: 1 for a perfectly even path, large when
-    the images jump (a measure of smoothness for perturbation and interpolation paths)."""
-    steps = step_sizes(frames)
-    return float(steps.max() / steps.mean().clamp_min(1e-12))
+def unevenness(paths: torch.Tensor) -> torch.Tensor:
+    """Largest step over mean step along each path [..., T, C, H, W] -> [...]: 1 for a perfectly
+    even path, the number of steps for a path that changes in one step (the measure of
+    ``criteria.SMOOTH``). NaN for a path that does not change at all: no transition to judge."""
+    steps = step_sizes(paths)
+    mean = steps.mean(dim=-1)
+    return torch.where(mean > 1e-6, steps.max(dim=-1).values / mean.clamp_min(1e-12), torch.nan)
+
+
+def step_unevenness(path: torch.Tensor) -> float:
+    """``unevenness`` of one path [T, C, H, W]."""
+    return float(unevenness(path))
+
+
+@torch.no_grad()
+def decode(model, z: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """``model.decode`` of codes [..., D] in chunks: images [..., C, H, W]."""
+    flat = z.reshape(-1, z.shape[-1])
+    images = torch.cat([model.decode(flat[i:i + chunk]) for i in range(0, len(flat), chunk)])
+    return images.view(*z.shape[:-1], *images.shape[1:])
+
+
+@torch.no_grad()
+def perturbation_paths(model, codes: torch.Tensor, dims, deltas) -> torch.Tensor:
+    """Decoded paths codes + delta along one dimension at a time (P Figs 4b, 7; R Fig 3.2):
+    codes [N, D] -> images [N, len(dims), len(deltas), C, H, W]."""
+    return decode(model, perturb(codes, dims, deltas))
+
+
+@torch.no_grad()
+def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=None) -> dict:
+    """P Fig 10's measures for codes [N, D], each dimension of ``dims`` shifted by +delta in turn:
+    per magnitude, ``rms_change`` (RMS pixel change from the unperturbed output, averaged over
+    codes and dims) and ``mean_intensity``; ``base_intensity`` of the unperturbed outputs. With a
+    ``judge`` (images -> class probabilities), also ``confidence`` (the judge's mean probability
+    of its predicted class) and ``morphed`` (the share confidently, >= 0.8, judged another class
+    than the unperturbed output)."""
+    base = decode(model, codes)
+    out = {"magnitude": [float(m) for m in magnitudes], "base_intensity": float(base.mean()),
+           "rms_change": [], "mean_intensity": [], "confidence": [], "morphed": []}
+    base_class = judge(base).argmax(dim=1) if judge is not None else None
+    for m in magnitudes:
+        images = perturbation_paths(model, codes, dims, [m])[:, :, 0]
+        out["rms_change"].append(float((images - base[:, None]).flatten(2).pow(2).mean(-1).sqrt().mean()))
+        out["mean_intensity"].append(float(images.mean()))
+        if judge is not None:
+            confidence, predicted = judge(images.flatten(0, 1)).max(dim=1)
+            moved = (predicted != base_class.repeat_interleave(len(list(dims)))) & (confidence >= 0.8)
+            out["confidence"].append(float(confidence.mean()))
+            out["morphed"].append(float(moved.float().mean()))
+    return out
+
+
+@torch.no_grad()
+def interpolation_measures(model, images: torch.Tensor, pairs: torch.Tensor, steps: int,
+                           pool: torch.Tensor) -> dict:
+    """P Fig 11's measures over image ``pairs`` [P, 2] (indices into ``images``): the mean
+    ``unevenness`` of the decoded latent interpolations and of the pixel cross-fades
+    (1 - a) x1 + a x2, and how far their midpoints lie from the nearest image of ``pool``."""
+    codes = model.encode(images[pairs.flatten()])[0].view(len(pairs), 2, -1)
+    alpha = torch.linspace(0, 1, steps, device=codes.device).view(1, steps, 1)
+    latent = decode(model, (1 - alpha) * codes[:, :1] + alpha * codes[:, 1:])
+    x1, x2 = images[pairs[:, 0]].unsqueeze(1), images[pairs[:, 1]].unsqueeze(1)
+    fade = (1 - alpha.view(1, steps, 1, 1, 1)) * x1 + alpha.view(1, steps, 1, 1, 1) * x2
+    middle = steps // 2
+    return {"unevenness": float(unevenness(latent).nanmean()),
+            "crossfade_unevenness": float(unevenness(fade).nanmean()),
+            "midpoint_distance": float(nearest_image_distance(latent[:, middle], pool).mean()),
+            "crossfade_midpoint_distance": float(nearest_image_distance(fade[:, middle], pool).mean())}
 
 
 def nearest_image_distance(images: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
     """RMS pixel distance from each image [N, ...] to its nearest image in ``pool`` [M, ...]:
     how far an interpolation's midpoint lies from real data (P Fig 11)."""
-    return torch.cdist(images.flatten(1), pool.flatten(1)).min(dim=1).values / images[0].numel() ** 0.5
+    return (distances(images.flatten(1), pool.flatten(1)).min(dim=1).values / images[0].numel() ** 0.5).float()
 
 
 def fit_ellipsoid(points: torch.Tensor, scale: float = 2.0) -> tuple:

@@ -1,17 +1,20 @@
-"""Metrics: the importance-weighted likelihood bound, and the sample-quality metric
-(Fréchet distance in a small classifier's feature space, plus its confidence)."""
+"""Metrics: the importance-weighted likelihood bound, the book's sample-quality protocol
+(Fréchet distance in a judge classifier's features, with a real-data floor and a bootstrap
+interval) and sample diversity."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import scipy.linalg
+import scipy.stats
 import torch
 
 from .config import ExperimentConfig
+from .criteria import ALIKE
 from .data import load_dataset
+from .geometry import distances
 from .losses import reconstruction_nll
-from .training import run
+from .cache import run
 
 
 @torch.no_grad()
@@ -40,49 +43,95 @@ def importance_weighted_nll(model, config, x: torch.Tensor, k: int, batch: int =
     return torch.cat(out)
 
 
+def _covariance(x: np.ndarray, weights: np.ndarray | None = None) -> tuple:
+    """Mean and covariance of features [N, D], optionally with bootstrap counts as weights [B, N]."""
+    if weights is None:
+        return x.mean(0), np.cov(x, rowvar=False)
+    n = x.shape[0]
+    means = weights @ x / n
+    second = np.matmul((weights[:, :, None] * x).transpose(0, 2, 1), x) / n
+    cov = (second - np.einsum("bi,bj->bij", means, means)) * n / (n - 1)
+    return means, cov
+
+
+def _frechet(mean_a, cov_a, mean_b, cov_b) -> np.ndarray:
+    """The Fréchet distance of Gaussians; Tr((C_a C_b)^(1/2)) as the sum of the square roots of
+    the eigenvalues of C_a C_b (real and non-negative for covariance matrices). Batched over a
+    leading dimension of ``mean_a``/``cov_a``."""
+    roots = np.sqrt(np.clip(np.linalg.eigvals(cov_a @ cov_b).real, 0, None)).sum(-1)
+    value = ((mean_a - mean_b) ** 2).sum(-1) + np.trace(cov_a, axis1=-2, axis2=-1) + np.trace(cov_b) - 2 * roots
+    return np.maximum(value, 0.0)
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> float:
     """||m_a - m_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) between Gaussians fitted to two
     feature sets [N, D] (Heusel et al. 2017, the FID formula). ``eps`` is added to both
     covariance diagonals so that dead (constant) features keep the square root defined."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    mean_a, mean_b = a.mean(0), b.mean(0)
     ridge = eps * np.eye(a.shape[1])
-    cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
-    root = scipy.linalg.sqrtm(cov_a @ cov_b)
-    root = root.real if np.iscomplexobj(root) else root
-    value = float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2 * root))
-    return max(value, 0.0)
+    mean_a, cov_a = _covariance(a)
+    mean_b, cov_b = _covariance(b)
+    return float(_frechet(mean_a, cov_a + ridge, mean_b, cov_b + ridge))
 
 
-def classifier_config(dataset: str, epochs: int, device: str, seed: int = 0) -> ExperimentConfig:
-    """The feature classifier of the sample-quality metric: one per labelled dataset, cached."""
-    return ExperimentConfig(model="mlp_classifier", dataset=dataset, hidden_dim=256, latent_dim=128,
-                            loss_terms=(("xent", 1.0),), optimizer="adam", lr=1e-3,
-                            init_std=None, batch_size=128, epochs=epochs, seed=seed, device=device)
+def frechet_interval(a: np.ndarray, b: np.ndarray, resamples: int = 100, level: float = 0.9,
+                     seed: int = 0, eps: float = 1e-6) -> tuple:
+    """A bootstrap interval for ``frechet_distance(a, b)``: the generated set ``a`` is resampled
+    with replacement ``resamples`` times against the fixed reference ``b``, and the interval is
+    the estimate ± z standard deviations of the resampled values (z = 1.645 for 90%). Resampled
+    sets repeat images, which inflates FD, so their quantiles would not bracket the estimate;
+    their spread is what they tell."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(a), np.full(len(a), 1.0 / len(a)), size=resamples).astype(np.float64)
+    ridge = eps * np.eye(a.shape[1])
+    mean_a, cov_a = _covariance(a, counts)
+    mean_b, cov_b = _covariance(b)
+    spread = float(np.std(_frechet(mean_a, cov_a + ridge, mean_b, cov_b + ridge), ddof=1))
+    estimate = frechet_distance(a, b, eps)
+    z = float(scipy.stats.norm.ppf((1 + level) / 2))
+    return max(estimate - z * spread, 0.0), estimate + z * spread
+
+
+JUDGE = dict(hidden_dim=256, latent_dim=128, epochs=5, lr=1e-3, batch_size=128, seed=0)
+
+
+def judge_config(dataset: str, device: str) -> ExperimentConfig:
+    """The judge classifier of the sample-quality protocol: one per labelled dataset, the same
+    in every profile (``JUDGE``: D-256-128 ReLU MLP and a linear head, Adam, 5 epochs on the
+    whole training set), trained once and cached."""
+    return ExperimentConfig(model="mlp_classifier", dataset=dataset, hidden_dim=JUDGE["hidden_dim"],
+                            latent_dim=JUDGE["latent_dim"], loss_terms=(("xent", 1.0),), optimizer="adam",
+                            lr=JUDGE["lr"], init_std=None, batch_size=JUDGE["batch_size"],
+                            epochs=JUDGE["epochs"], seed=JUDGE["seed"], device=device)
 
 
 class SampleQuality:
-    """Scores image sets against a dataset's real test images in a feature space: ``fd``
-    (Fréchet distance, lower is better) and ``confidence`` (the classifier's mean max softmax).
+    """The book's sample-quality protocol (the "How we measure" page).
 
-    A labelled dataset uses the penultimate layer of a small classifier trained once and
-    cached. A dataset without labels (CelebA here) uses the top ``components`` principal
-    components of the real training pixels (a pixel-PCA space) and has no confidence (NaN).
+    Images are mapped to features: for a labelled dataset, the penultimate layer of its judge
+    classifier (``judge_config``); for CelebA, which has no labels here, the top ``components``
+    principal components of the training pixels. A set of exactly ``n`` images is scored by the
+    Fréchet distance (FD) of its features to those of ``n`` held-out test images (the
+    reference), with a bootstrap interval. ``floor`` is the FD of ``n`` real training images to
+    the same reference: the value a perfect generator would get at this ``n``, since FD is
+    biased upwards at finite n. ``n`` is capped by the test set (CelebA here).
     """
 
-    def __init__(self, dataset: str, epochs: int, device: str, progress: bool = True,
-                 components: int = 64):
+    def __init__(self, dataset: str, n: int, device: str, progress: bool = True, components: int = 64):
         data = load_dataset(dataset)
-        self.space = "classifier" if data.classes else f"pixel PCA ({components} components)"
+        self.dataset, self.n = dataset, min(n, len(data.test_images), len(data.train_images))
+        self.space = "judge classifier" if data.classes else f"pixel PCA ({components} components)"
         if data.classes:
-            self.run = run(classifier_config(dataset, epochs, device), progress=progress)
+            self.run = run(judge_config(dataset, device), progress=progress)
         else:
             self.run = None
             flat = data.train_images.flatten(1)
             self.mean = flat.mean(0)
             torch.manual_seed(0)
             self.basis = torch.pca_lowrank(flat - self.mean, q=components + 8, center=False)[2][:, :components]
-        self.reference = self.features(data.test_images.to(device))[0]
+        self.reference = self.features(data.test_images[: self.n].to(device))[0]
+        self.floor = {**self.score(data.train_images[: self.n].to(device)), "excess": 0.0}
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, chunk: int = 2000):
@@ -96,11 +145,60 @@ class SampleQuality:
             probs.append(torch.softmax(out["class_logits"], dim=1).cpu())
         return torch.cat(feats).numpy(), torch.cat(probs)
 
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """The judge's class probabilities [N, classes] (a labelled dataset only)."""
+        return self.features(images)[1]
+
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
-        predicted = self.features(images)[1].argmax(dim=1)
+        predicted = self.probabilities(images).argmax(dim=1)
         return float((predicted == labels.cpu()).float().mean())
 
-    def __call__(self, images: torch.Tensor) -> dict:
+    def score(self, images: torch.Tensor) -> dict:
+        """``fd`` with its 90% bootstrap interval (``fd_low``, ``fd_high``), ``excess`` over the
+        floor (once the floor is known) and the judge's mean ``confidence`` (NaN without labels)."""
+        if len(images) != self.n:
+            raise ValueError(f"the sample-quality protocol scores exactly n = {self.n} images, got {len(images)}")
         feats, probs = self.features(images)
-        confidence = float(probs.max(dim=1).values.mean()) if probs is not None else math.nan
-        return {"fd": frechet_distance(feats, self.reference), "confidence": confidence}
+        fd = frechet_distance(feats, self.reference)
+        low, high = frechet_interval(feats, self.reference)
+        floor = getattr(self, "floor", None)
+        return {"fd": fd, "fd_low": low, "fd_high": high,
+                "excess": fd - floor["fd"] if floor else math.nan,
+                "confidence": float(probs.max(dim=1).values.mean()) if probs is not None else math.nan}
+
+
+def excess_ratio(score: dict, reference: dict) -> float:
+    """How many times further from the data than ``reference`` a scored set is: the ratio of
+    their FD excesses over the floor (``criteria.COMPARABLE`` and ``FAR_WORSE`` read this)."""
+    return score["excess"] / max(reference["excess"], 1e-9)
+
+
+def pairwise_rms(images: torch.Tensor, pairs: int = 2000, seed: int = 0) -> float:
+    """Mean RMS pixel distance between two images of a set, over ``pairs`` random pairs of
+    distinct images: 0 when every image is the same."""
+    generator = torch.Generator().manual_seed(seed)
+    i, j = torch.randint(len(images), (2, pairs), generator=generator)
+    keep = i != j
+    return float((images[i[keep]] - images[j[keep]]).flatten(1).pow(2).mean(1).sqrt().mean())
+
+
+def sample_diversity(samples: torch.Tensor, real: torch.Tensor, pairs: int = 2000, seed: int = 0) -> float:
+    """``pairwise_rms`` of samples over that of real images (the measure of ``criteria.COLLAPSED``):
+    about 1 when samples are as diverse as the data, 0 when they are all one image."""
+    return pairwise_rms(samples, pairs, seed) / max(pairwise_rms(real, pairs, seed), 1e-12)
+
+
+def neighbour_rms(images: torch.Tensor) -> torch.Tensor:
+    """RMS pixel distance from each image [N, ...] to its nearest other image of the set."""
+    d = distances(images.flatten(1), images.flatten(1)) / images[0].numel() ** 0.5
+    d.fill_diagonal_(float("inf"))
+    return d.min(dim=1).values
+
+
+def alike_pairs(images: torch.Tensor, real: torch.Tensor, sample: int = 1000) -> int:
+    """How many pairs of ``images`` are ``criteria.ALIKE``: closer to each other (RMS) than the
+    median nearest-neighbour distance among (the first ``sample``) real images."""
+    yardstick = neighbour_rms(real[:sample]).median()
+    d = distances(images.flatten(1), images.flatten(1)) / images[0].numel() ** 0.5
+    ratio = torch.triu(d / yardstick, diagonal=1)[torch.triu(torch.ones_like(d, dtype=torch.bool), diagonal=1)]
+    return int(sum(bool(ALIKE.passes(float(r))) for r in ratio))

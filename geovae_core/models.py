@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .codebook import ClusterCentres, Codebook
+from .codebook import ClusterCentres, Codebook, as_vectors
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 LATENTS = ("sampled", "mean", "point", "codebook", "quantized", "centres")
@@ -126,6 +126,20 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images in [0, 1] for latent codes z [B, latent_dim]."""
         return torch.sigmoid(self.decoder(z)).view(-1, *self.image_shape)
+
+    @torch.no_grad()
+    def initialise_codebook(self, images: torch.Tensor, generator: torch.Generator, chunk: int = 1024) -> None:
+        """Start a ``Codebook`` at K distinct encodings of randomly chosen ``images``, encoding
+        more of them until K distinct vectors are found (a no-op without one, or once set)."""
+        if not isinstance(self.codebook, Codebook) or bool(self.codebook.initialised):
+            return
+        order = torch.randperm(len(images), generator=generator).to(images.device)
+        vectors = []
+        for start in range(0, len(images), chunk):
+            vectors.append(as_vectors(self.encode(images[order[start:start + chunk]])[0]))
+            if len(torch.unique(torch.cat(vectors), dim=0)) >= self.codebook.size:
+                break
+        self.codebook.initialise(torch.cat(vectors), generator)
 
 
 class Classifier(nn.Module):

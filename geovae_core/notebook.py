@@ -1,24 +1,159 @@
-"""What every notebook does first and last: plot defaults, the parameters table, glue."""
+"""What every chapter notebook does first and last, in one place.
+
+    chapter = Chapter("N1")              # set-up cell: plot style, clock
+    P = chapter.parameters(globals())    # after the parameters cell: resolve, check, show
+    chapter.figure("n1-fig10", fig)      # glue a figure for a numbered {glue:figure}
+    chapter.finish(claims, numbers, runs)  # results file, glue, claims table and plot
+
+A chapter executed for the book (the runner sets ``results.BOOK_RUN``) glues its figures
+without showing them twice; run anywhere else (JupyterLab, papermill by hand, nbval) it
+also shows each figure where it is made.
+"""
 from __future__ import annotations
 
+import os
+import time
+
 import matplotlib
+import matplotlib.pyplot as plt
+
+from .chapters import CHAPTERS
+from .profiles import parameters_from, settings_of
+from .results import BOOK_RUN, save_results
+
+DPI = 90
 
 
-def setup() -> None:
-    """Plot defaults shared by every chapter."""
-    matplotlib.rcParams.update({"figure.dpi": 90, "savefig.dpi": 90, "font.size": 9})
+def style() -> None:
+    """The book's one plot style: seaborn's white grid, small type, a fixed resolution."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.85)
+    matplotlib.rcParams.update({"figure.dpi": DPI, "savefig.dpi": DPI, "axes.titlesize": 10,
+                                "image.cmap": "gray"})
 
 
-def show_parameters(parameters) -> None:
-    """Display the profile and every parameter with where its value came from."""
-    from IPython.display import Markdown, display
-
-    display(Markdown(parameters.markdown()))
+def book_run() -> bool:
+    return bool(os.environ.get(BOOK_RUN))
 
 
-def glue_all(numbers: dict) -> None:
-    """Glue each number into the page (``{glue:text}`key```), without displaying it."""
-    from myst_nb import glue
+def _display(*objects) -> None:
+    from IPython.display import display
 
-    for key, value in numbers.items():
-        glue(key, value, display=False)
+    display(*objects)
+
+
+def _markdown(text: str):
+    from IPython.display import Markdown
+
+    return Markdown(text)
+
+
+def glue(name: str, value) -> None:
+    """``myst_nb.glue`` without displaying; a value's text is what ``{glue:text}`` shows."""
+    from myst_nb import glue as myst_glue
+
+    myst_glue(name, value, display=False)
+
+
+class Chapter:
+    """One chapter's set-up and close (see the module docstring)."""
+
+    def __init__(self, chapter_id: str):
+        self.chapter = CHAPTERS[chapter_id]
+        self.started = time.perf_counter()
+        self.parameters_ = None
+        style()
+
+    def parameters(self, namespace: dict):
+        """Resolve the notebook's parameters cell (its globals), reject unknown injected names,
+        and show the parameters table and how to run this chapter."""
+        self.parameters_ = parameters_from(self.chapter.id, namespace)
+        _display(_markdown(self.parameters_.markdown()), _markdown(self.run_box()))
+        return self.parameters_
+
+    def run_box(self) -> str:
+        """A "Run this chapter" admonition: the papermill command that reproduces this page,
+        the chapter's main knobs, and a download link for its source notebook."""
+        P, notebook = self.parameters_, self.chapter.notebook
+        given = "".join(f" -p {k} {_cli(P.values[k])}" for k in sorted(P.explicit))
+        main = ", ".join(f"`{k}` = `{P.values[k]}`" for k in settings_of(self.chapter.id).main if k in P.values)
+        return "\n".join([
+            ":::{admonition} Run this chapter", ":class: tip", "",
+            "```bash", f"papermill notebooks/{notebook}.ipynb out.ipynb -p profile {P.profile}{given}", "```", "",
+            f"Main knobs here: {main}; every knob is in the table above (`-p name value` sets one).",
+            f"Or rebuild this page for the book: `python -m geovae_core.runner --only {self.chapter.id} --force`.",
+            f"{{download}}`Download the source notebook <../notebooks/{notebook}.ipynb>`", ":::"])
+
+    def settings(self, rows, document: str = "P") -> None:
+        """Show the "document's setting / ours" table: rows of (setting, the document's, ours)."""
+        lines = [f"| setting | {document} | this run ({self.parameters_.profile}) |", "|---|---|---|"]
+        lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in rows]
+        _display(_markdown("\n".join(lines)))
+
+    def figure(self, label: str, fig) -> None:
+        """Glue ``fig`` as ``label`` for a captioned, numbered ``{glue:figure}``; show it too
+        unless this is the book's run (where the figure directive shows it)."""
+        glue(label, fig)
+        if not book_run():
+            _display(fig)
+        plt.close(fig)
+
+    def finish(self, claims: list, numbers: dict | None = None, runs=()) -> None:
+        """Save the results file, glue the chapter's numbers and verdicts, and show the claims
+        (table and per-seed plot) and the compute behind them."""
+        from .plotting import claims_figure
+
+        cid = self.chapter.id.lower()
+        numbers = dict(numbers or {})
+        wall = time.perf_counter() - self.started
+        path = save_results(self.chapter, self.parameters_, claims, numbers, list(runs), wall)
+        records = {r.config.key(): r for r in runs}.values()
+        trained = sum(sum(row.get("seconds", 0.0) for row in r.history) for r in records)
+        compute = (f"profile `{self.parameters_.profile}`, seeds `{self.parameters_.values.get('seeds', '—')}`, "
+                   f"{len(records)} trained runs ({sum(not r.from_cache for r in records)} trained in this "
+                   f"execution), {trained:,.0f} s of training, {wall:,.0f} s of wall time, device "
+                   f"`{self.parameters_.values.get('device', 'cpu')}`")
+        numbers.update({f"{cid}_profile": self.parameters_.profile, f"{cid}_seconds": round(wall, 1),
+                        f"{cid}_compute": compute})
+        for key, value in numbers.items():
+            glue(key, value)
+        glue(f"{cid}_verdicts", _markdown(verdict_list(claims)))
+        glue(f"{cid}_compute_md", _markdown(f"{compute}; results file `{path.name}`."))
+        _display(_markdown(claims_markdown(claims)))
+        if any(c.per_seed for c in claims):
+            self.figure(f"{cid}-claims", claims_figure(claims))
+
+
+def _cli(value) -> str:
+    text = str(value)
+    return f'"{text}"' if any(ch in text for ch in " [],") else text
+
+
+def verdict_list(claims: list) -> str:
+    """Every claim of a chapter with its verdict, as a Markdown list (the "In short" section)."""
+    return "\n".join(f"- {c.statement} **{c.summary()}**" + (f" ({c.reason})" if c.reason else "") for c in claims)
+
+
+def claims_markdown(claims: list) -> str:
+    """Each claim as a short block: the figure and statement with its verdict, then the
+    document's words, the criterion, the per-seed values and what else was measured."""
+    blocks = []
+    for c in claims:
+        figure = f"{{ref}}`{c.figure} <{c.figure_label}>`" if c.figure_label else c.figure
+        seeds = ", ".join(f"seed {k}: {_short(v)}" for k, v in c.per_seed.items()) or "—"
+        lines = [f"**{figure}: {c.statement}** → **{c.summary()}**", "",
+                 f"- The document: {c.document_says}",
+                 f"- Criterion ({c.criterion.name}): {c.criterion.describe()}",
+                 f"- Per seed: {seeds}"]
+        if c.measured or c.reason:
+            lines.append(f"- Also measured: {c.measured}" if c.measured else f"- Not measured: {c.reason}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _short(value) -> str:
+    try:
+        return f"{float(value):.3g}"
+    except (TypeError, ValueError):
+        return str(value)

@@ -93,3 +93,36 @@ def captioned_images(images: torch.Tensor, captions, nrows: int = 2, title: str 
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def claims_figure(claims, ncols: int = 3):
+    """The per-seed values of each claim (seaborn strip plots), its threshold dashed and the
+    side where the criterion passes shaded green; a point is green when it passes."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    shown = [c for c in claims if c.per_seed]
+    fig, axes = panel_grid(len(shown), ncols=min(ncols, len(shown)), size=(3.4, 2.9))
+    for ax, claim in zip(axes, shown):
+        frame = pd.DataFrame({"seed": [str(s) for s in claim.per_seed], "value": list(claim.per_seed.values())})
+        frame["passes"] = [("passes" if claim.criterion.passes(v) else "fails") for v in frame["value"]]
+        sns.stripplot(data=frame, x="seed", y="value", hue="passes", hue_order=["passes", "fails"],
+                      palette={"passes": "tab:green", "fails": "tab:red"}, size=8, jitter=False, ax=ax,
+                      legend=False)
+        threshold, comparison = claim.criterion.threshold, claim.criterion.comparison
+        ax.axhline(threshold, color="0.3", ls="--", lw=1)
+        low, high = ax.get_ylim()
+        low, high = min(low, threshold), max(high, threshold)
+        span = (high - low) or 1.0
+        low, high = low - 0.08 * span, high + 0.08 * span
+        ax.axhspan(threshold, high if comparison.startswith(">") else low, color="tab:green", alpha=0.08)
+        ax.set_ylim(low, high)
+        ax.set_title("\n".join(textwrap.wrap(claim.id, 34)), fontsize=8)
+        ax.set_ylabel("\n".join(textwrap.wrap(claim.criterion.measure, 38)), fontsize=7)
+        ax.set_xlabel(f"seed — {claim.summary()}", fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -1,12 +1,17 @@
 """Profiles and notebook parameters (DESIGN.md: "Profiles").
 
 Each chapter has three profiles, ``smoke`` (CI, seconds), ``quick`` (the default book on a
-2-core CPU) and ``paper`` (the documents' own settings, for a GPU). A notebook passes its
-``parameters`` cell to ``resolve``: a knob given explicitly beats the profile, and a bad
-value fails at once with a message naming the knob and what is allowed.
+2-core CPU) and ``paper`` (the documents' own settings, for a GPU), written once as a base
+setting (quick) with smoke and paper overrides (``CHAPTER_SETTINGS``). A notebook hands its
+``parameters`` cell to ``parameters_from``: a knob given explicitly beats the profile, a bad
+value fails at once naming the knob and what is allowed, and an unknown name fails naming the
+closest knobs. ``KNOBS`` says what each knob allows.
 """
 from __future__ import annotations
 
+import ast
+import difflib
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -69,6 +74,7 @@ KNOBS = {
     "classifier_epochs": POSITIVE_INT,
     "seed": NON_NEGATIVE_INT,
     "seeds": SEEDS,
+    "fd_samples": (lambda v: _positive_int(v) and v >= 10, "an integer of at least 10 (images per Fréchet distance)"),
     "latent_dim": POSITIVE_INT,
     "widths": (_list_of(_positive_int), "a non-empty list of positive integers (layer widths)"),
     "cnn_widths": CHANNELS,
@@ -109,140 +115,48 @@ KNOBS = {
     "device": (lambda v: v in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
 }
 
-_KTH_COMMON = dict(
-    batch_size=100, lr_candidates=[0.01, 0.02, 0.1], optimizer="adagrad",
-    activation="tanh", likelihood="bernoulli", decoder_std=0.1, binarize=False, init_std=0.01,
-    seed=0, device="auto",
-)
 
-_P_COMMON = dict(lr=1e-3, likelihood="mse", device="auto")
-_N1_COMMON = dict(_P_COMMON, magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0], interpolation_steps=10,
-                  celeba_batch_size=32)
+@dataclass(frozen=True)
+class Settings:
+    """A chapter's knobs: ``base`` is the ``quick`` profile (the default book); ``smoke`` and
+    ``paper`` override some of it. The knobs named in ``shared`` take their value from
+    ``SHARED`` by profile. ``main`` names the knobs the chapter's "Run this chapter" box shows."""
 
-_N2_COMMON = dict(_P_COMMON, latent_dim=64, widths=[64, 64], batch_size=128, interpolation_steps=10,
-                  magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0])
-_N8_COMMON = dict(_P_COMMON, batch_size=128, pool_size=64, pull_weight=1.0, centre_recon_weight=0.0,
-                  zero_weight=1.0, codebook_size=20)
+    base: dict
+    smoke: dict = field(default_factory=dict)
+    paper: dict = field(default_factory=dict)
+    shared: tuple = ("seeds",)
+    main: tuple = ("epochs", "seeds")
 
-PROFILES = {
-    "N1": {
-        "smoke": dict(_N1_COMMON, latent_dim=16, widths=[64, 64], celeba_latent_dim=32, cnn_widths=[8, 16, 32, 64],
-                      epochs=1, celeba_epochs=1, batch_size=128, train_size=1000, n_paths=8, seeds=[0]),
-        "quick": dict(_N1_COMMON, latent_dim=128, widths=[64, 64], celeba_latent_dim=786,
-                      cnn_widths=[32, 64, 128, 256], epochs=10, celeba_epochs=10, batch_size=128,
-                      train_size=10000, n_paths=64, seeds=[0, 1]),
-        "paper": dict(_N1_COMMON, latent_dim=128, widths=[64, 64], celeba_latent_dim=786,
-                      cnn_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=10, batch_size=128,
-                      train_size=10000, n_paths=256, seeds=[0, 1, 2]),
-    },
-    "N2": {
-        "smoke": dict(_N2_COMMON, epochs=1, train_size=1000, seeds=[0], n_paths=8, classifier_epochs=1),
-        "quick": dict(_N2_COMMON, epochs=10, train_size=60000, seeds=[0, 1], n_paths=64, classifier_epochs=3),
-        "paper": dict(_N2_COMMON, epochs=20, train_size=60000, seeds=[0, 1, 2], n_paths=256, classifier_epochs=10),
-    },
-    "N3": {
-        "smoke": dict(_P_COMMON, latent_dim=16, widths=[64], cnn_widths=[8, 16, 32], betas=[0.05, 0.1],
-                      seeds=[0], epochs=2, batch_size=128, train_size=1000, cv_batches=2,
-                      cv_batch_size=128, cv_draws=10, ball_classes=[0, 1], balls_per_class=10,
-                      ball_samples=20, ball_epochs=2),
-        "quick": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[32, 64, 128],
-                      betas=[0.05, 0.1], seeds=[0, 1], epochs=10, batch_size=128, train_size=20000,
-                      cv_batches=16, cv_batch_size=128, cv_draws=100, ball_classes=[0, 1],
-                      balls_per_class=10, ball_samples=50, ball_epochs=10),
-        "paper": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[32, 64, 128],
-                      betas=[0.05, 0.1], seeds=[0, 1, 2], epochs=20, batch_size=128, train_size=60000,
-                      cv_batches=16, cv_batch_size=128, cv_draws=1000, ball_classes=[0, 1],
-                      balls_per_class=10, ball_samples=200, ball_epochs=20),
-    },
-    "N4": {
-        "smoke": dict(_P_COMMON, latent_dim=16, cnn_widths=[8, 16, 32, 64], epochs=1, batch_size=64,
-                      train_size=256, test_size=128, seed=0, n_samples=128, coverage_size=128),
-        "quick": dict(_P_COMMON, latent_dim=128, cnn_widths=[32, 64, 128, 256], epochs=8, batch_size=64,
-                      train_size=100000, test_size=1000, seed=0, n_samples=660, coverage_size=660),
-        "paper": dict(_P_COMMON, latent_dim=128, cnn_widths=[32, 64, 128, 256], epochs=10, batch_size=64,
-                      train_size=100000, test_size=10000, seed=0, n_samples=5000, coverage_size=1000),
-    },
-    "N6": {
-        "smoke": dict(_P_COMMON, latent_dim=16, widths=[64], cnn_widths=[8, 16, 32, 64], celeba_latent_dim=16,
-                      epochs=2, celeba_epochs=1, seeds=[0], celeba_seeds=[0], batch_size=128,
-                      train_size=1000, coverage_size=200),
-        "quick": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[16, 32, 64, 128],
-                      celeba_latent_dim=32, epochs=10, celeba_epochs=5, seeds=[0, 1], celeba_seeds=[0, 1],
-                      batch_size=128, train_size=20000, coverage_size=1000),
-        "paper": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[32, 64, 128, 256],
-                      celeba_latent_dim=32, epochs=20, celeba_epochs=10, seeds=[0, 1, 2], celeba_seeds=[0, 1, 2],
-                      batch_size=128, train_size=60000, coverage_size=1000),
-    },
-    "N7": {
-        "smoke": dict(_P_COMMON, latent_dim=8, widths=[64], cnn_widths=[8, 16, 32, 64], pull_weight=0.1,
-                      epochs=1, codebook_size=20, codebook_epochs=1, batch_size=128, train_size=1000,
-                      seed=0, n_paths=2, classifier_epochs=1),
-        "quick": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[16, 32, 64, 128],
-                      pull_weight=0.1, epochs=5, codebook_size=20, codebook_epochs=20, batch_size=128,
-                      train_size=60000, seed=0, n_paths=16, classifier_epochs=3),
-        "paper": dict(_P_COMMON, latent_dim=16, widths=[512, 256], cnn_widths=[32, 64, 128, 256],
-                      pull_weight=0.1, epochs=5, codebook_size=20, codebook_epochs=20, batch_size=128,
-                      train_size=100000, seed=0, n_paths=64, classifier_epochs=10),
-    },
-    "N8": {
-        "smoke": dict(_N8_COMMON, latent_dim=8, cnn_widths=[8, 16], celeba_latent_dim=16,
-                      celeba_widths=[8, 16, 32, 64], epochs=2, celeba_epochs=1, train_size=512, seeds=[0],
-                      n_samples=128, coverage_size=128, classifier_epochs=1),
-        "quick": dict(_N8_COMMON, latent_dim=32, cnn_widths=[32, 64], celeba_latent_dim=128,
-                      celeba_widths=[32, 64, 128, 256], epochs=10, celeba_epochs=5, train_size=10000,
-                      seeds=[0, 1], n_samples=1000, coverage_size=1000, classifier_epochs=3),
-        "paper": dict(_N8_COMMON, latent_dim=32, cnn_widths=[32, 64], celeba_latent_dim=128,
-                      celeba_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=20, train_size=60000,
-                      seeds=[0, 1, 2], n_samples=5000, coverage_size=1000, classifier_epochs=10),
-    },
-    "N9": {
-        "smoke": dict(_P_COMMON, latent_dim=8, widths=[64], residual_width=64, residual_blocks=2,
-                      codebook_sizes=[20, 50], residual_codebook_size=100, codebook_decay=0.99, pull_weight=0.1,
-                      epochs=1, batch_size=128, train_size=1000, tsne_points=300, perturbation=300.0, seed=0),
-        "quick": dict(_P_COMMON, latent_dim=16, widths=[512, 256], residual_width=512, residual_blocks=4,
-                      codebook_sizes=[20, 50], residual_codebook_size=500, codebook_decay=0.99, pull_weight=0.1,
-                      epochs=10, batch_size=128, train_size=20000, tsne_points=1000, perturbation=300.0, seed=0),
-        "paper": dict(_P_COMMON, latent_dim=16, widths=[512, 256], residual_width=512, residual_blocks=4,
-                      codebook_sizes=[20, 50], residual_codebook_size=500, codebook_decay=0.99, pull_weight=0.1,
-                      epochs=20, batch_size=128, train_size=60000, tsne_points=2000, perturbation=300.0, seed=0),
-    },
-    "N10": {
-        "smoke": dict(_P_COMMON, cnn_widths=[8, 16], map_channels=8, map_codebook_size=20, codebook_decay=0.99,
-                      pull_weight=0.1, epochs=1, batch_size=128, train_size=1000, n_paths=8, classifier_epochs=1,
-                      seed=0),
-        "quick": dict(_P_COMMON, cnn_widths=[32, 64], map_channels=64, map_codebook_size=100, codebook_decay=0.99,
-                      pull_weight=0.1, epochs=5, batch_size=128, train_size=20000, n_paths=64, classifier_epochs=3,
-                      seed=0),
-        "paper": dict(_P_COMMON, cnn_widths=[64, 128], map_channels=512, map_codebook_size=100, codebook_decay=0.99,
-                      pull_weight=0.1, epochs=5, batch_size=128, train_size=60000, n_paths=256, classifier_epochs=10,
-                      seed=0),
-    },
-    "N5": {
-        "smoke": dict(_P_COMMON, likelihood="bernoulli", latent_dim=16, widths=[64], epochs=1,
-                      batch_size=128, train_size=1000, seed=0, n_samples=200, n_paths=2,
-                      classifier_epochs=1),
-        "quick": dict(_P_COMMON, likelihood="bernoulli", latent_dim=16, widths=[512, 256], epochs=10,
-                      batch_size=128, train_size=60000, seed=0, n_samples=2000, n_paths=16,
-                      classifier_epochs=3),
-        "paper": dict(_P_COMMON, likelihood="bernoulli", latent_dim=16, widths=[512, 256], epochs=20,
-                      batch_size=128, train_size=60000, seed=0, n_samples=10000, n_paths=64,
-                      classifier_epochs=10),
-    },
-    "N11": {
-        "smoke": dict(_KTH_COMMON, latent_dims=[3, 20], epochs=2, manifold_epochs=2, train_size=2000, test_size=500,
-                      lr_search_epochs=1, lr_search_size=1000, iw_samples=20, iw_test_size=100,
-                      n_samples=100, classifier_epochs=1),
-        "quick": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=10, manifold_epochs=30,
-                      train_size=60000,
-                      test_size=10000, lr_search_epochs=2, lr_search_size=6000, iw_samples=500,
-                      iw_test_size=1000, n_samples=2000, classifier_epochs=3),
-        "paper": dict(_KTH_COMMON, latent_dims=[3, 5, 10, 20, 200], epochs=1670, manifold_epochs=1670,
-                      train_size=60000,
-                      test_size=10000, lr_search_epochs=2, lr_search_size=60000, iw_samples=5000,
-                      iw_test_size=10000, n_samples=10000, classifier_epochs=10),
-    },
+    def profile(self, name: str) -> dict:
+        overrides = {"smoke": self.smoke, "quick": {}, "paper": self.paper}[name]
+        return {**self.base, **{k: SHARED[name][k] for k in self.shared}, **overrides}
+
+    def knobs(self) -> list:
+        return [*self.base, *self.shared]
+
+
+# Knobs every chapter takes from its profile: every claim is measured over ``seeds`` (at least 3
+# in quick, 5 in paper), and every Fréchet distance of a profile uses the same ``fd_samples``.
+SHARED = {
+    "smoke": dict(seeds=[0], fd_samples=200, device="auto"),
+    "quick": dict(seeds=[0, 1, 2], fd_samples=1000, device="auto"),
+    "paper": dict(seeds=[0, 1, 2, 3, 4], fd_samples=10000, device="auto"),
 }
+PROFILE_NAMES = tuple(SHARED)
 
+_P = dict(lr=1e-3, likelihood="mse")
+
+CHAPTER_SETTINGS = {
+    "N1": Settings(
+        base=dict(_P, latent_dim=128, widths=[64, 64], epochs=10, batch_size=128, train_size=10000,
+                  celeba_latent_dim=786, cnn_widths=[32, 64, 128, 256], celeba_epochs=10, celeba_batch_size=32,
+                  magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0], interpolation_steps=10, n_paths=64),
+        smoke=dict(latent_dim=16, celeba_latent_dim=32, cnn_widths=[8, 16, 32, 64], epochs=1, celeba_epochs=1,
+                   train_size=1000, n_paths=8),
+        paper=dict(epochs=20, n_paths=256),
+        shared=("seeds", "device"), main=("epochs", "celeba_epochs", "seeds", "train_size")),
+}
 
 @dataclass
 class Parameters:
@@ -279,16 +193,27 @@ def pick_device(device: str) -> str:
     return device
 
 
+def settings_of(chapter: str) -> Settings:
+    return CHAPTER_SETTINGS[chapter]
+
+
+def _unknown(names, known, chapter: str) -> ParameterError:
+    lines = []
+    for name in sorted(names):
+        close = difflib.get_close_matches(name, known, n=3)
+        lines.append(f"{name}: not a parameter of {chapter}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    return ParameterError("; ".join(lines) + f". Its parameters are profile, {', '.join(known)}")
+
+
 def resolve(chapter: str, profile: str, **given) -> Parameters:
     """The chapter's ``profile`` overridden by every knob in ``given`` that is not None."""
-    profiles = PROFILES[chapter]
-    if profile not in profiles:
-        raise ParameterError(f"profile: {profile!r} is not one of {', '.join(profiles)}")
-    values = dict(profiles[profile])
+    settings = settings_of(chapter)
+    if profile not in PROFILE_NAMES:
+        raise ParameterError(f"profile: {profile!r} is not one of {', '.join(PROFILE_NAMES)}")
+    values = settings.profile(profile)
     unknown = set(given) - set(values)
     if unknown:
-        raise ParameterError(f"{', '.join(sorted(unknown))}: not a parameter of {chapter}; "
-                             f"its parameters are {', '.join(values)}")
+        raise _unknown(unknown, list(values), chapter)
     explicit = {k for k, v in given.items() if v is not None}
     values.update({k: given[k] for k in explicit})
     for name, value in values.items():
@@ -298,3 +223,30 @@ def resolve(chapter: str, profile: str, **given) -> Parameters:
     if "device" in values:
         values["device"] = pick_device(values["device"])
     return Parameters(chapter, profile, values, explicit)
+
+
+INJECTED_MARK = "# Parameters"
+
+
+def injected_names(history) -> set:
+    """Names assigned by the last cell papermill injected (its source starts with
+    ``# Parameters``) among the executed cells' sources ``history`` (IPython's ``In``)."""
+    for source in reversed(list(history or [])):
+        if isinstance(source, str) and source.startswith(INJECTED_MARK):
+            tree = ast.parse(source)
+            return {t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    return set()
+
+
+def parameters_from(chapter: str, namespace: dict) -> Parameters:
+    """Resolve a notebook's parameters cell: the profile (None: ``$GEOVAE_PROFILE``, else
+    ``quick``) and every knob of ``chapter`` found in ``namespace`` (the notebook's globals). A name papermill injected that is not a knob
+    (``-p epoch 3`` for ``epochs``) fails here, naming the closest knobs, since papermill
+    itself only warns."""
+    knobs = settings_of(chapter).knobs()
+    unknown = injected_names(namespace.get("In")) - set(knobs) - {"profile"}
+    if unknown:
+        raise _unknown(unknown, knobs, chapter)
+    profile = namespace.get("profile") or os.environ.get("GEOVAE_PROFILE", "quick")
+    return resolve(chapter, profile, **{k: namespace.get(k) for k in knobs})

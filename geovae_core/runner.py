@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,20 +19,28 @@ from pathlib import Path
 import nbformat
 import papermill
 
+from .results import BOOK_RUN
 from .storage import REPO_ROOT, results_dir
 
 EXECUTED = REPO_ROOT / "executed"
 LEDGER = REPO_ROOT / "book" / "ledger.ipynb"
+MEASURE = REPO_ROOT / "book" / "measure.ipynb"
 
 
 def book_notebooks() -> list:
-    """The chapter notebooks in order (by N-id), then the ledger, which reads their results."""
-    return sorted((REPO_ROOT / "notebooks").glob("N*.ipynb"), key=lambda p: int(p.stem[1:].split("-")[0])) + [LEDGER]
+    """The chapter notebooks in order (by N-id), the "How we measure" page, then the ledger,
+    which reads the chapters' results."""
+    return sorted((REPO_ROOT / "notebooks").glob("N*.ipynb"), key=lambda p: int(p.stem[1:].split("-")[0])) + [MEASURE, LEDGER]
+
+
+def notebook_id(notebook: Path) -> str:
+    """A notebook's id: its N-id (``N11``), or ``ledger``."""
+    return notebook.stem.split("-")[0]
 
 
 def select(only: str | None) -> list:
-    """The book's notebooks, or only the one whose N-id (or ``ledger``) is ``only``."""
-    return [n for n in book_notebooks() if not only or n.stem.split("-")[0] == only]
+    """The book's notebooks, or only the one whose id (``N11``, ``n11``, ``ledger``) is ``only``."""
+    return [n for n in book_notebooks() if not only or notebook_id(n).lower() == only.lower()]
 
 
 def fingerprint(notebook: Path, profile: str) -> str:
@@ -39,7 +48,7 @@ def fingerprint(notebook: Path, profile: str) -> str:
     for source in sorted((REPO_ROOT / "geovae_core").glob("*.py")):
         digest.update(source.read_bytes())
     if notebook == LEDGER:
-        for result in sorted(results_dir().glob("*.json")):
+        for result in sorted((results_dir() / "book").glob("*.json")):
             digest.update(result.read_bytes())
     return digest.hexdigest()
 
@@ -54,14 +63,17 @@ def execute(notebook: Path, profile: str, force: bool = False) -> str:
     EXECUTED.mkdir(exist_ok=True)
     partial = EXECUTED / f"{notebook.stem}.failed.ipynb"
     started = time.perf_counter()
+    os.environ[BOOK_RUN] = "1"  # the kernel inherits it: results go to the book's folder
     try:
-        parameters = {} if notebook == LEDGER else {"profile": profile}
-        papermill.execute_notebook(str(notebook), str(partial), parameters=parameters,
-                                   cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
+        papermill.execute_notebook(str(notebook), str(partial), parameters={"profile": profile},
+                                   cwd=str(notebook.parent), progress_bar=False, kernel_name="geovae")
     except papermill.PapermillExecutionError as error:
         raise SystemExit(f"{notebook.name} failed ({error.ename}: {error.evalue}); "
                          f"the partly executed notebook is {partial}") from None
     executed = nbformat.read(partial, as_version=4)
+    for cell in executed.cells:  # the reader sees the parameters table, not papermill's cell
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.metadata["tags"].append("remove-cell")
     executed.metadata["geovae"] = {"fingerprint": mark, "profile": profile,
                                    "seconds": round(time.perf_counter() - started, 1)}
     nbformat.write(executed, partial)
@@ -77,9 +89,8 @@ def store(notebook: Path) -> None:
     kept only in the cells nbval compares (marked ``# NBVAL_CHECK_OUTPUT``)."""
     smoke = EXECUTED / f"{notebook.stem}.store.ipynb"
     EXECUTED.mkdir(exist_ok=True)
-    parameters = {} if notebook == LEDGER else {"profile": "smoke"}
-    papermill.execute_notebook(str(notebook), str(smoke), parameters=parameters,
-                               cwd=str(notebook.parent), progress_bar=False, kernel_name="python3")
+    papermill.execute_notebook(str(notebook), str(smoke), parameters={"profile": "smoke"},
+                               cwd=str(notebook.parent), progress_bar=False, kernel_name="geovae")
     source = nbformat.read(notebook, as_version=4)
     executed = {c.source: c for c in nbformat.read(smoke, as_version=4).cells if c.cell_type == "code"}
     for cell in source.cells:
@@ -102,7 +113,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     notebooks = select(args.only)
     if not notebooks:
-        print(f"no notebook matches {args.only!r}", file=sys.stderr)
+        print(f"--only: no notebook has the id {args.only!r}; valid ids: "
+              f"{', '.join(notebook_id(n) for n in book_notebooks())}", file=sys.stderr)
         return 2
     if args.store:
         for notebook in notebooks:

@@ -36,34 +36,74 @@ def test_quantised_maps_keep_their_shape_and_the_pull_is_per_image():
 
 def test_the_pull_loss_moves_both_the_code_and_the_vector():
     book = Codebook(2, 2)
+    book.initialise(torch.tensor([[0.0, 0.0], [5.0, 5.0]]))
     book.codes.data = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
-    book.initialised.fill_(True)
     mu = torch.tensor([[1.0, 0.0]], requires_grad=True)
     book(mu)["pull"].sum().backward()
     assert mu.grad.tolist() == [[2.0, 0.0]] and book.codes.grad[0].tolist() == [-2.0, 0.0]
     assert book.codes.grad[1].abs().sum() == 0
 
 
-def test_ema_moves_a_code_toward_its_members_and_leaves_others():
-    book = Codebook(2, 2, decay=0.8)
-    book.codes.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
-    book.sums.copy_(book.codes)
-    book.counts.fill_(1.0)
-    book.initialised.fill_(True)
+def _ema_book(codes, decay=0.8):
+    book = Codebook(len(codes), len(codes[0]), decay=decay)
+    book.initialise(torch.tensor(codes))
+    book.codes.copy_(torch.tensor(codes))
+    return book.train()
+
+
+def test_ema_moves_a_code_toward_its_members_by_p_s_rule():
+    book = _ema_book([[0.0, 0.0], [10.0, 10.0]])
     members = torch.tensor([[2.0, 0.0], [2.0, 2.0]])
+    book(members)  # e <- e + alpha (mean - e), alpha = 1 - decay = 0.2
+    assert book.codes[0].tolist() == pytest.approx([0.4, 0.2])
     distances = []
     for _ in range(25):
-        book.train()(members)
+        book(members)
         distances.append(float((book.codes[0] - members.mean(0)).norm()))
-    assert all(b < a for a, b in zip(distances, distances[1:])) and distances[-1] < 0.02
-    assert torch.allclose(book.codes[1], torch.tensor([10.0, 10.0]), atol=0.05)
+    assert all(b < a for a, b in zip(distances, distances[1:])) and distances[-1] < 0.01
 
 
-def test_codes_start_from_the_data():
-    book = Codebook(4, 3, decay=0.9).train()
-    data = torch.randn(50, 3) + 100
-    book(data)
-    assert book.codes.min() > 90
+def test_a_code_never_assigned_does_not_move_under_ema():
+    book = _ema_book([[0.0, 0.0], [10.0, 10.0], [-7.0, 3.0]], decay=0.99)
+    data = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 0.5
+    for _ in range(2000):
+        book(data)
+    assert book.codes[1].tolist() == [10.0, 10.0] and book.codes[2].tolist() == [-7.0, 3.0]
+
+
+def test_codes_start_at_k_distinct_vectors_of_the_data():
+    data = torch.randn(50, 3, generator=torch.Generator().manual_seed(0)) + 100
+    book = Codebook(40, 3, decay=0.9)
+    book.initialise(data, torch.Generator().manual_seed(0))
+    assert book.codes.min() > 90 and len(torch.unique(book.codes, dim=0)) == 40
+    assert all(any(torch.equal(c, v) for v in data) for c in book.codes)
+
+
+def test_initialisation_refuses_too_few_distinct_vectors():
+    with pytest.raises(ValueError, match="needs 5 distinct vectors, got 2"):
+        Codebook(5, 2).initialise(torch.tensor([[0.0, 0.0], [1.0, 1.0]] * 10))
+
+
+def test_a_codebook_used_in_training_before_initialisation_says_so():
+    with pytest.raises(RuntimeError, match="before initialise"):
+        Codebook(3, 2).train()(torch.randn(4, 2))
+
+
+def test_a_large_codebook_is_initialised_from_several_batches_of_encodings():
+    model, _ = _codebook_model("codebook", size=300)
+    images = torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    model.initialise_codebook(images, torch.Generator().manual_seed(0), chunk=128)
+    codes = model.codebook.codes
+    assert len(torch.unique(codes, dim=0)) == 300 and bool(model.codebook.initialised)
+    assert torch.cdist(codes, codes).add(torch.eye(300) * 1e9).min() > 0
+
+
+def test_nearest_codes_stay_exact_far_from_the_origin():
+    g = torch.Generator().manual_seed(0)
+    for offset in (1e3, 1e4):
+        vectors, codes = torch.randn(200, 6, generator=g) + offset, torch.randn(17, 6, generator=g) + offset
+        exact = (vectors.double()[:, None] - codes.double()[None]).pow(2).sum(-1).argmin(1)
+        assert torch.equal(nearest_codes(vectors, codes), exact)
 
 
 def test_usage_and_perplexity_on_hand_made_assignments():
@@ -74,23 +114,27 @@ def test_usage_and_perplexity_on_hand_made_assignments():
     assert perplexity(torch.tensor([0, 0, 0, 1]), 2) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
 
 
-def _codebook_model(latent, decay=None):
-    from geovae_core import ExperimentConfig
-    from geovae_core.models import build_model
-
+def _codebook_model(latent, decay=None, size=4):
     config = ExperimentConfig(model="mlp", latent=latent, widths=(16,), latent_dim=3, activation="relu",
-                              init_std=None, codebook_size=4, codebook_decay=decay,
+                              init_std=None, codebook_size=size, codebook_decay=decay,
                               loss_terms=(("recon", 1.0), ("pull", 0.1)))
     torch.manual_seed(0)
-    return build_model(config, (1, 28, 28)).train(), config
+    model = build_model(config, (1, 28, 28)).train()
+    return model, config
+
+
+def _initialised(model):
+    model.initialise_codebook(torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1)),
+                              torch.Generator().manual_seed(0))
+    return model
 
 
 def test_path_a_decodes_mu_and_path_b_decodes_the_code_straight_through():
     x = torch.rand(8, 1, 28, 28)
-    path_a, _ = _codebook_model("codebook")
+    path_a = _initialised(_codebook_model("codebook")[0])
     out = path_a(x)
     assert torch.equal(out["z"], out["mu"]) and out["indices"].shape == (8,) and out["pull"].shape == (8,)
-    path_b, _ = _codebook_model("quantized")
+    path_b = _initialised(_codebook_model("quantized")[0])
     out = path_b(x)
     assert torch.allclose(out["z"], out["quantized"])
     out["logits"].sum().backward()
@@ -101,17 +145,22 @@ def test_the_pull_term_enters_the_loss_with_its_weight():
     from geovae_core.losses import loss_terms
 
     model, config = _codebook_model("codebook")
+    _initialised(model)
     x = torch.rand(8, 1, 28, 28)
     terms = loss_terms(x, None, model(x), config)
     assert terms["loss"].item() == pytest.approx((terms["recon"] + 0.1 * terms["pull"]).item(), rel=1e-6)
 
 
-def test_distinct_codes_counts_collapsed_codes_once():
+def test_distinct_codes_count_codes_closer_than_the_data_s_own_spacing_once():
     from geovae_core.codebook import distinct_codes
 
-    codes = torch.tensor([[0.0, 0.0], [0.0, 1e-6], [5.0, 5.0], [5.0, 5.0 + 1e-7], [9.0, 0.0]])
-    assert distinct_codes(codes, tolerance=1e-3) == 3
-    assert distinct_codes(torch.zeros(7, 4), tolerance=1e-3) == 1
+    grid = torch.stack(torch.meshgrid(torch.arange(10.0), torch.arange(10.0), indexing="ij"), -1).view(-1, 2)
+    # the encodings sit on a unit grid: nearest-neighbour distance 1
+    codes = torch.tensor([[0.0, 0.0], [0.0, 0.5], [5.0, 5.0], [5.0, 5.9], [9.0, 0.0]])
+    assert distinct_codes(codes, grid) == 3
+    assert distinct_codes(torch.zeros(7, 2), grid) == 1
+    assert distinct_codes(grid[::11], grid) == len(grid[::11])  # codes spread like the data: all distinct
+    assert distinct_codes(codes + 1e4, grid + 1e4) == 3
 
 
 def test_the_residual_family_builds_a_codebook_autoencoder():
@@ -120,7 +169,7 @@ def test_the_residual_family_builds_a_codebook_autoencoder():
 
     config = ExperimentConfig(model="resmlp", latent="codebook", widths=(32, 32, 32), latent_dim=4,
                               activation="relu", init_std=None, codebook_size=10, codebook_decay=0.99)
-    model = build_model(config, (1, 28, 28)).train()
+    model = _initialised(build_model(config, (1, 28, 28)).train())
     out = model(torch.rand(6, 1, 28, 28))
     assert out["logits"].shape == (6, 784) and out["indices"].shape == (6,)
     assert sum(isinstance(m, torch.nn.Module) and type(m).__name__ == "Residual" for m in model.modules()) == 6
@@ -134,7 +183,7 @@ def test_the_vq_ae_quantises_every_position_of_its_feature_map(map_shape):
     for latent in ("codebook", "quantized"):
         config = ExperimentConfig(model="conv_map", latent=latent, widths=(8, 16), latent_dim=6, map_shape=map_shape,
                                   activation="relu", init_std=None, codebook_size=12, codebook_decay=0.99)
-        model = build_model(config, (1, 28, 28)).train()
+        model = _initialised(build_model(config, (1, 28, 28)).train())
         out = model(torch.rand(3, 1, 28, 28))
         assert out["mu"].shape == (3, 6, *map_shape) and out["indices"].shape == (3, *map_shape)
         assert out["logits"].shape == (3, 784) and out["pull"].shape == (3,)

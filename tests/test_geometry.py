@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from geovae_core import ExperimentConfig
-from geovae_core.geometry import (cv_nnd, dynamic_latent_coverage, fit_ellipsoid, interpolate, latent_cv_nnd,
-                                  nearest_image_distance, nearest_neighbour_sq_distances, perturb, step_sizes,
-                                  step_unevenness)
+from geovae_core.geometry import (cv_nnd, distances, dynamic_latent_coverage, fit_ellipsoid, interpolate,
+                                  interpolation_measures, latent_cv_nnd, nearest_image_distance,
+                                  nearest_neighbour_sq_distances, perturb, perturbation_paths,
+                                  perturbation_response, step_sizes, step_unevenness, unevenness)
 from geovae_core.models import build_model
 
 
@@ -38,14 +39,18 @@ def test_cv_is_batched_over_leading_dims():
     assert torch.allclose(cv_nnd(z), torch.stack([cv_nnd(z[i]) for i in range(3)]))
 
 
-def test_latent_cv_nnd_uses_draws_only_for_sampled_latents():
+def test_latent_cv_nnd_compares_like_with_like():
     x = torch.rand(64, 1, 28, 28)
     torch.manual_seed(0)
-    for latent in ("sampled", "mean"):
+    out = {}
+    for latent in ("sampled", "mean", "point"):
         model = build_model(ExperimentConfig(model="mlp", latent=latent, widths=(32,), latent_dim=4,
                                              init_std=None, activation="relu"), (1, 28, 28))
-        out = latent_cv_nnd(model, x, batches=2, batch_size=32, draws=20)
-        assert (out["cv_nnd"] == out["cv_nnd_mu"]) == (latent == "mean")
+        out[latent] = latent_cv_nnd(model, x, batches=2, batch_size=32, draws=20)
+        assert out[latent]["cv_nnd_mu"] > 0
+    # both encoders with a variance are read on their own sampled codes; a plain AE has none
+    assert out["sampled"]["cv_nnd_sampled"] > 0 and out["mean"]["cv_nnd_sampled"] > 0
+    assert math.isnan(out["point"]["cv_nnd_sampled"])
 
 
 def test_codes_equal_to_the_prior_samples_cover_fully():
@@ -101,7 +106,26 @@ def test_step_measures_on_hand_made_paths():
     assert step_unevenness(even) == pytest.approx(1.0)
     jump = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0]).view(5, 1, 1, 1).expand(5, 1, 2, 2)
     assert step_unevenness(jump) == pytest.approx(4.0)
-    assert not math.isnan(step_unevenness(torch.zeros(4, 1, 2, 2)))
+    assert math.isnan(step_unevenness(torch.zeros(4, 1, 2, 2)))  # no change: no transition to judge
+
+
+def test_unevenness_is_batched_over_paths():
+    even = torch.linspace(0, 1, 6).view(6, 1, 1, 1).expand(6, 1, 3, 3)
+    jump = torch.tensor([0.0] * 5 + [1.0]).view(6, 1, 1, 1).expand(6, 1, 3, 3)
+    noise = torch.rand(6, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    values = unevenness(torch.stack([even, jump, noise, torch.zeros(6, 1, 3, 3)]))
+    assert values[0] == pytest.approx(1.0) and values[1] == pytest.approx(5.0)
+    assert 1.0 < values[2] < 5.0 and torch.isnan(values[3])
+
+
+def test_cv_nnd_is_exact_for_codes_far_from_the_origin():
+    g = torch.Generator().manual_seed(0)
+    for offset in (0.0, 1e3, 1e4):
+        z = torch.randn(128, 16, generator=g) + offset  # float32 codes far from the origin
+        d = (z.double()[:, None] - z.double()[None]).pow(2).sum(-1) + torch.eye(128, dtype=torch.float64) * 1e300
+        exact = d.min(1).values.std() / d.min(1).values.mean()
+        assert cv_nnd(z).item() == pytest.approx(exact.item(), rel=1e-9)
+        assert distances(z, z[:3]).diagonal().abs().max() == 0.0
 
 
 def test_an_ellipsoid_fit_recovers_the_axes_of_a_gaussian_cloud():
@@ -123,3 +147,68 @@ def test_the_coverage_hook_records_coverage_and_tau_each_epoch(monkeypatch, tmp_
                               optimizer="adam", lr=1e-3, epochs=2, train_size=300, test_size=200)
     history = run(config, hooks=coverage_hook(size=100), progress=False).history
     assert all(0 <= row["coverage"] <= 1 and row["tau"] > 0 for row in history)
+
+
+class _Linear(torch.nn.Module):
+    """A "decoder" whose image is its code, reshaped: paths in code space are paths in pixels."""
+
+    latent = "point"
+
+    def encode(self, x):
+        return x.flatten(1), None
+
+    def decode(self, z):
+        return z.view(-1, 1, 2, 2)
+
+
+class _Constant(_Linear):
+    """A degenerate decoder: every code decodes to the same grey image."""
+
+    def decode(self, z):
+        return torch.full((len(z), 1, 2, 2), 0.5)
+
+
+def test_perturbation_paths_decode_each_dimension_and_delta():
+    paths = perturbation_paths(_Linear(), torch.zeros(3, 4), [0, 2], [1.0, 2.0, 3.0])
+    assert paths.shape == (3, 2, 3, 1, 2, 2)
+    assert paths[1, 1, 2].flatten().tolist() == [0.0, 0.0, 3.0, 0.0]
+
+
+def test_perturbation_response_of_a_linear_a_constant_and_a_random_decoder():
+    codes = torch.full((5, 4), 0.5)
+    linear = perturbation_response(_Linear(), codes, range(4), [0.1, 1.0])
+    # one of four pixels moves by delta: RMS change delta / 2, mean intensity 0.5 + delta / 4
+    assert linear["rms_change"] == pytest.approx([0.05, 0.5]) and linear["mean_intensity"] == pytest.approx([0.525, 0.75])
+    constant = perturbation_response(_Constant(), codes, range(4), [0.1, 15.0])
+    assert constant["rms_change"] == [0.0, 0.0] and constant["base_intensity"] == 0.5
+    noisy = perturbation_response(_Linear(), torch.rand(5, 4), range(4), [0.5],
+                                  judge=lambda images: torch.softmax(images.flatten(1), dim=1))
+    assert 0 < noisy["confidence"][0] <= 1 and 0 <= noisy["morphed"][0] <= 1
+
+
+def test_interpolation_measures_of_a_linear_decoder_match_the_cross_fade():
+    images = torch.rand(6, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    pairs = torch.tensor([[0, 1], [2, 3], [4, 5]])
+    out = interpolation_measures(_Linear(), images, pairs, 5, images)
+    assert out["unevenness"] == pytest.approx(1.0, abs=1e-5)  # an even path in pixels
+    assert out["unevenness"] == pytest.approx(out["crossfade_unevenness"], abs=1e-5)
+    assert out["midpoint_distance"] == pytest.approx(out["crossfade_midpoint_distance"], abs=1e-6)
+    flat = interpolation_measures(_Constant(), images, pairs, 5, images)
+    assert math.isnan(flat["unevenness"])  # a decoder that never changes shows no transition
+
+
+def test_the_coverage_hook_also_reports_coverage_at_the_first_epoch_s_radius():
+    from geovae_core.geometry import coverage_hook
+
+    (hook,) = coverage_hook(size=50).values()
+    model = build_model(ExperimentConfig(model="mlp", latent="point", widths=(16,), latent_dim=3, init_std=None,
+                                         activation="relu"), (1, 28, 28))
+    split = (None, None, torch.rand(50, 1, 28, 28), None)
+    with torch.no_grad():
+        first = hook(model, split)
+    assert first["coverage_first_tau"] == first["coverage"]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # the codes spread out: tau grows, a fixed radius would cover less
+        later = hook(model, split)
+    assert later["tau"] > first["tau"] and later["coverage_first_tau"] <= later["coverage"]

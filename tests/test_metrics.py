@@ -4,7 +4,8 @@ import torch
 
 from geovae_core import ExperimentConfig
 from geovae_core.losses import kl_to_standard_normal, reconstruction_nll
-from geovae_core.metrics import frechet_distance, importance_weighted_nll
+from geovae_core.metrics import (excess_ratio, frechet_distance, frechet_interval, importance_weighted_nll,
+                                 pairwise_rms, sample_diversity)
 from geovae_core.models import build_model
 
 
@@ -68,16 +69,60 @@ def test_frechet_distance_grows_with_a_change_of_spread():
     assert frechet_distance(a, 3 * b) > 10 * frechet_distance(a, b)
 
 
-def test_the_pixel_pca_sample_quality_space_for_unlabelled_data(monkeypatch):
+def _faces(monkeypatch, n_train=200, n_test=100):
     import geovae_core.metrics as metrics
     from geovae_core.data import ImageDataset
 
     g = torch.Generator().manual_seed(0)
-    images = torch.rand(300, 3, 8, 8, generator=g)
-    data = ImageDataset("faces", images[:200], torch.full((200,), -1), images[200:], torch.full((100,), -1), ())
+    images = torch.rand(n_train + n_test, 3, 8, 8, generator=g)
+    data = ImageDataset("faces", images[:n_train], torch.full((n_train,), -1), images[n_train:],
+                        torch.full((n_test,), -1), ())
     monkeypatch.setattr(metrics, "load_dataset", lambda name: data)
-    quality = metrics.SampleQuality("faces", epochs=0, device="cpu", components=8)
+    return metrics, images[n_train:]
+
+
+def test_the_pixel_pca_sample_quality_space_for_unlabelled_data(monkeypatch):
+    metrics, test_images = _faces(monkeypatch)
+    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
     direction = quality.basis[:, 0].view(1, 3, 8, 8)  # move along the first principal component
-    same, moved = quality(images[200:]), quality(images[200:] + 2.0 * direction)
+    same, moved = quality.score(test_images), quality.score(test_images + 2.0 * direction)
     assert same["fd"] == pytest.approx(0.0, abs=1e-6) and moved["fd"] == pytest.approx(4.0, rel=1e-3)
     assert np.isnan(same["confidence"]) and quality.space.startswith("pixel PCA")
+    assert same["fd_low"] <= same["fd"] <= same["fd_high"] and moved["fd_low"] < 4.0 < moved["fd_high"]
+
+
+def test_the_protocol_scores_exactly_n_images_against_a_real_data_floor(monkeypatch):
+    metrics, test_images = _faces(monkeypatch, n_test=150)
+    quality = metrics.SampleQuality("faces", n=120, device="cpu", components=8)
+    assert quality.n == 120 and quality.floor["fd"] > 0  # two real sets of 120 differ by chance
+    assert quality.floor["excess"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="exactly n = 120"):
+        quality.score(test_images[:50])
+    capped = metrics.SampleQuality("faces", n=10_000, device="cpu", components=8)
+    assert capped.n == 150  # capped by the held-out images present
+
+
+def test_the_bootstrap_interval_brackets_the_estimate_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(2000, 8))
+    widths = []
+    for n in (100, 1000):
+        generated = rng.normal(size=(n, 8)) + 0.3
+        low, high = frechet_interval(generated, reference[:n])
+        assert low <= frechet_distance(generated, reference[:n]) <= high
+        widths.append(high - low)
+    assert widths[1] < widths[0]
+
+
+def test_sample_diversity_of_the_data_itself_a_single_image_and_noise():
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(300, 1, 6, 6, generator=g)
+    assert sample_diversity(real, real) == pytest.approx(1.0)
+    assert sample_diversity(real[:1].expand(300, -1, -1, -1), real) == 0.0
+    assert pairwise_rms(torch.zeros(10, 1, 2, 2)) == 0.0
+    half = real * 0.5 + 0.25  # the same images with half the contrast: half the distances
+    assert sample_diversity(half, real) == pytest.approx(0.5, rel=1e-5)
+
+
+def test_excess_ratio_reads_fd_above_the_floor():
+    assert excess_ratio({"excess": 30.0}, {"excess": 10.0}) == 3.0

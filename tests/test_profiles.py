@@ -1,54 +1,81 @@
 import pytest
 
 from geovae_core.errors import ParameterError
-from geovae_core.profiles import KNOBS, PROFILES, resolve
+from geovae_core.profiles import CHAPTER_SETTINGS, KNOBS, PROFILE_NAMES, SHARED, injected_names, parameters_from, resolve
 
 
-@pytest.mark.parametrize("chapter", sorted(PROFILES))
+@pytest.mark.parametrize("chapter", sorted(CHAPTER_SETTINGS))
 def test_every_profile_sets_the_same_known_valid_knobs(chapter):
-    profiles = PROFILES[chapter]
-    assert set(profiles) == {"smoke", "quick", "paper"}
-    knobs = set(profiles["quick"])
-    for name, values in profiles.items():
+    settings = CHAPTER_SETTINGS[chapter]
+    knobs = set(settings.knobs())
+    assert set(settings.smoke) <= knobs and set(settings.paper) <= knobs and set(settings.main) <= knobs
+    for name in PROFILE_NAMES:
+        values = settings.profile(name)
         assert set(values) == knobs, name
         for knob, value in values.items():
             assert KNOBS[knob][0](value), (name, knob, value)
 
 
+@pytest.mark.parametrize("chapter", sorted(CHAPTER_SETTINGS))
+def test_quick_measures_every_claim_over_at_least_three_seeds_and_paper_over_five(chapter):
+    settings = CHAPTER_SETTINGS[chapter]
+    if "seeds" in settings.knobs():
+        assert len(settings.profile("quick")["seeds"]) >= 3 and len(settings.profile("paper")["seeds"]) >= 5
+
+
+def test_shared_knobs_come_from_the_profile():
+    assert resolve("N1", "quick", device="cpu").seeds == SHARED["quick"]["seeds"]
+    assert resolve("N1", "paper", device="cpu").seeds == SHARED["paper"]["seeds"]
+
+
 def test_an_explicit_knob_beats_the_profile_and_none_keeps_it():
-    p = resolve("N11", "quick", epochs=50, seed=None)
-    assert p.epochs == 50 and p.seed == PROFILES["N11"]["quick"]["seed"]
+    p = resolve("N1", "quick", epochs=50, lr=None)
+    assert p.epochs == 50 and p.lr == CHAPTER_SETTINGS["N1"].base["lr"]
     assert p.explicit == {"epochs"} and "| `epochs` | `50` | given |" in p.markdown()
-
-
-def test_the_paper_profile_is_ks_setting():
-    p = resolve("N11", "paper", device="cpu")
-    assert (p.epochs, p.batch_size, p.optimizer, p.iw_samples) == (1670, 100, "adagrad", 5000)
-    assert p.latent_dims == [3, 5, 10, 20, 200] and p.lr_candidates == [0.01, 0.02, 0.1]
 
 
 def test_an_unknown_profile_names_the_allowed_ones():
     with pytest.raises(ParameterError, match=r"profile: 'fast' is not one of smoke, quick, paper"):
-        resolve("N11", "fast")
+        resolve("N1", "fast")
 
 
 @pytest.mark.parametrize("knob, value, message", [
     ("epochs", -1, r"epochs: -1 is not allowed; expected a positive integer"),
     ("epochs", 2.5, r"epochs: 2.5 is not allowed"),
-    ("optimizer", "lbfgs", r"optimizer: 'lbfgs' is not allowed; expected one of adagrad, adam, sgd"),
-    ("latent_dims", [3, 0], r"latent_dims: \[3, 0\] is not allowed"),
     ("likelihood", "poisson", r"likelihood: 'poisson' is not allowed; expected one of bernoulli, gaussian"),
-    ("binarize", "yes", r"binarize: 'yes' is not allowed; expected True or False"),
+    ("seeds", [], r"seeds: \[\] is not allowed"),
 ])
 def test_a_bad_value_names_the_knob_and_what_is_allowed(knob, value, message):
     with pytest.raises(ParameterError, match=message):
-        resolve("N11", "smoke", **{knob: value})
+        resolve("N1", "smoke", **{knob: value})
 
 
-def test_an_unknown_knob_is_refused():
-    with pytest.raises(ParameterError, match="epoch: not a parameter of N11"):
-        resolve("N11", "smoke", epoch=3)
+def test_an_unknown_knob_is_refused_with_the_closest_names():
+    with pytest.raises(ParameterError, match="epoch: not a parameter of N1; did you mean epochs"):
+        resolve("N1", "smoke", epoch=3)
 
 
 def test_device_auto_resolves_to_an_available_device():
-    assert resolve("N11", "smoke", device="auto").device in ("cpu", "cuda")
+    assert resolve("N1", "smoke", device="auto").device in ("cpu", "cuda")
+
+
+def _namespace(**knobs):
+    """A notebook's globals after its parameters cell (every knob None) and papermill's cell."""
+    names = {k: None for k in CHAPTER_SETTINGS["N1"].knobs()}
+    injected = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in knobs.items())
+    return {**names, "profile": "smoke", **knobs, "In": ["", "import torch", injected, "P = ..."]}
+
+
+def test_a_notebook_hands_its_parameters_cell_over_in_one_call():
+    p = parameters_from("N1", _namespace(profile="smoke", epochs=3))
+    assert p.profile == "smoke" and p.epochs == 3 and p.explicit == {"epochs"}
+
+
+def test_a_misspelt_papermill_parameter_fails_naming_the_closest_knob():
+    with pytest.raises(ParameterError, match="epoch: not a parameter of N1; did you mean epochs"):
+        parameters_from("N1", _namespace(epoch=3))
+
+
+def test_only_papermill_s_injected_cell_is_read_for_names():
+    assert injected_names(["x = 1", "# Parameters\nepochs = 3\nseeds = [0, 1]\n", "y = 2"]) == {"epochs", "seeds"}
+    assert injected_names(["x = 1"]) == set() and injected_names(None) == set()

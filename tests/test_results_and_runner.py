@@ -1,24 +1,75 @@
 import json
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 
+from geovae_core.chapters import CHAPTERS
+from geovae_core.criteria import SMOOTH
 from geovae_core.profiles import resolve
-from geovae_core.results import Claim, load_results, save_results, verdict
+from geovae_core.results import BOOK_RUN, Claim, load_book_results, save_results
 from geovae_core.runner import CHECK_MARK, LEDGER, book_notebooks, fingerprint, select
 
 
-def test_verdicts():
-    assert (verdict(True), verdict(False), verdict(None)) == ("holds", "does not hold", "not measured")
+class _Run:
+    """The parts of a trained run a claim reads: its config's label and key, and its history."""
+
+    def __init__(self, label, losses, from_cache=False):
+        self.config = SimpleNamespace(label=lambda: label, key=lambda: label)
+        self.history = [{"epoch": i + 1, "train_loss": v, "seconds": 1.0} for i, v in enumerate(losses)]
+        self.from_cache = from_cache
 
 
-def test_results_round_trip(monkeypatch, tmp_path):
+def _claim(per_seed, runs=()):
+    return Claim("N0-x", "P Fig 1", "a claim", "the paper says", SMOOTH, per_seed, measured="m",
+                 figure_label="n0-fig1", runs=list(runs))
+
+
+def test_a_claim_is_decided_over_seeds_and_marked_budget_limited():
+    flat, falling = _Run("flat", [5, 4, 4, 4, 4]), _Run("falling", [50, 40, 30, 20, 10])
+    assert _claim({0: 1.0, 1: 1.5, 2: 1.2}, [flat]).summary() == "holds (3 of 3 seeds)"
+    mixed = _claim({0: 1.0, 1: 3.0, 2: 1.2}, [flat, falling])
+    assert mixed.verdict == "mixed" and mixed.summary() == "mixed (2 of 3 seeds), budget-limited"
+    assert mixed.not_levelled == ["falling"]
+    stored = mixed.as_dict()
+    assert stored["criterion"]["threshold"] == 2.0 and stored["criterion"]["comparison"] == "<="
+    assert stored["per_seed"] == {"0": 1.0, "1": 3.0, "2": 1.2} and stored["seeds_passing"] == 2
+    assert stored["budget_limited"] and stored["verdict"] == "mixed"
+    assert _claim({}, [falling]).summary() == "not measured"
+
+
+def _save(monkeypatch, tmp_path, book, **given):
     monkeypatch.setenv("GEOVAE_RESULTS", str(tmp_path))
-    claim = Claim("X-1", "Fig 1", "a claim", "the paper says", "3 < 4", verdict(3 < 4), {"a": 3})
-    path = save_results("N0-test", resolve("N11", "smoke", device="cpu"), [claim], {"n": 1.5})
-    stored = json.loads(open(path).read())
-    assert stored["profile"] == "smoke" and stored["parameters"]["epochs"] == 2
-    assert load_results()[0]["claims"][0]["verdict"] == "holds"
+    if book:
+        monkeypatch.setenv(BOOK_RUN, "1")
+    else:
+        monkeypatch.delenv(BOOK_RUN, raising=False)
+    P = resolve("N1", "smoke", device="cpu", **given)
+    return save_results(CHAPTERS["N1"], P, [_claim({0: 1.0})], {"n": 1.5}, [_Run("r", [2, 1])], 12.0)
+
+
+def test_the_book_s_results_and_hand_runs_are_kept_apart(monkeypatch, tmp_path):
+    book = _save(monkeypatch, tmp_path, book=True)
+    hand = _save(monkeypatch, tmp_path, book=False, epochs=3)
+    assert book == tmp_path / "book" / "N1-autoencoders-generate.json"
+    assert hand.parent == tmp_path / "runs" and hand.name.startswith("N1-autoencoders-generate-smoke-")
+    assert _save(monkeypatch, tmp_path, book=False, epochs=4) != hand  # other parameters, other file
+    results, problems = load_book_results()
+    assert problems == [] and [r["parameters"]["epochs"] for r in results] == [1]
+    stored = results[0]
+    assert stored["title"] == CHAPTERS["N1"].title and stored["claims"][0]["verdict"] == "holds"
+    assert stored["compute"]["wall_seconds"] == 12.0 and stored["runs"][0]["levelled_off"] is False
+    assert json.loads(hand.read_text())["explicit"] == ["device", "epochs"]
+
+
+def test_an_unreadable_results_file_is_named_and_skipped(monkeypatch, tmp_path):
+    good = _save(monkeypatch, tmp_path, book=True)
+    (good.parent / "N2-classifier-latent.json").write_bytes(good.read_bytes()[:-40])
+    (good.parent / "N3-gaussian-balls.json").write_text(json.dumps({"notebook": "N3"}))
+    results, problems = load_book_results()
+    assert [r["notebook"] for r in results] == ["N1-autoencoders-generate"]
+    assert len(problems) == 2 and problems[0].startswith("N2-classifier-latent.json: unreadable")
+    assert "KeyError" in problems[1]
 
 
 def test_book_notebooks_run_chapters_in_order_then_the_ledger():
@@ -27,7 +78,7 @@ def test_book_notebooks_run_chapters_in_order_then_the_ledger():
 
 
 def test_book_notebooks_follow_the_chapter_numbers():
-    ids = [int(n.stem[1:].split("-")[0]) for n in book_notebooks()[:-1]]
+    ids = [int(n.stem[1:].split("-")[0]) for n in book_notebooks() if n.parent.name == "notebooks"]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
 
 
@@ -71,3 +122,14 @@ def test_a_bad_papermill_parameter_fails_at_once_in_one_line(tmp_path):
               if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert len(failed) == 1 and [o.traceback for o in failed[0].outputs if o.output_type == "error"] == [
         ["ParameterError: epochs: -1 is not allowed; expected a positive integer"]]
+
+
+def test_a_misspelt_papermill_parameter_fails_naming_the_closest_knob(tmp_path):
+    import papermill
+
+    chapter = book_notebooks()[0]
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        papermill.execute_notebook(str(chapter), str(tmp_path / "out.ipynb"), progress_bar=False,
+                                   parameters={"profile": "smoke", "epoch": 3}, cwd=str(chapter.parent))
+    assert error.value.ename == "ParameterError"
+    assert error.value.evalue.startswith("epoch: not a parameter of N1; did you mean epochs")

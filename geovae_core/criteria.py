@@ -1,0 +1,180 @@
+"""The book's verdict criteria, each defined once (DESIGN.md: "Verdicts a reviewer would defend").
+
+A ``Criterion`` names a measure, a comparison and a threshold, and says why the threshold is
+what it is. A claim applies one criterion to one number per seed: it **holds** when the
+criterion passes in every seed, **does not hold** when it passes in none, and is **mixed**
+otherwise. The words the documents use ("smooth", "collapsed", "comparable", ...) are the
+named criteria below; every chapter uses these, and the results file stores them with each claim.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import asdict, dataclass
+
+_OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}
+
+HOLDS, FAILS, MIXED, NOT_MEASURED = "holds", "does not hold", "mixed", "not measured"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """``measure comparison threshold``, e.g. "path unevenness ≤ 2", with the reason for the threshold."""
+
+    name: str
+    measure: str
+    comparison: str
+    threshold: float
+    why: str
+
+    def __post_init__(self):
+        if self.comparison not in _OPERATORS:
+            raise ValueError(f"comparison {self.comparison!r} is not one of {', '.join(_OPERATORS)}")
+
+    def passes(self, value: float) -> bool | None:
+        """Whether ``value`` meets the criterion; None when it was not measured (NaN or None)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return bool(_OPERATORS[self.comparison](value, self.threshold))
+
+    def describe(self) -> str:
+        return f"{self.measure} {_SYMBOLS[self.comparison]} {self.threshold:g}"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "text": self.describe()}
+
+
+def compared(measure: str, comparison: str = "<", threshold: float = 0.0,
+             why: str = "a strict comparison of two measured values") -> Criterion:
+    """An unnamed comparison, e.g. ``compared("CV(VAE) − CV(AE with KL)")``: the difference is below 0."""
+    return Criterion("comparison", measure, comparison, threshold, why)
+
+
+def decide(criterion: Criterion, per_seed: dict) -> tuple:
+    """(verdict, seeds passing, seeds measured) of a criterion over per-seed values."""
+    outcomes = [criterion.passes(v) for v in per_seed.values()]
+    measured = [o for o in outcomes if o is not None]
+    if not measured:
+        return NOT_MEASURED, 0, 0
+    passing = sum(measured)
+    verdict = HOLDS if passing == len(measured) else FAILS if passing == 0 else MIXED
+    return verdict, passing, len(measured)
+
+
+SMOOTH = Criterion(
+    "smooth", "path unevenness (largest step between consecutive frames / mean step)", "<=", 2.0,
+    "An evenly spaced path scores 1 and a path that changes in a single step scores its number of "
+    "steps (9 for 10 frames). 2 allows one step twice the average, and no more: a jump of two "
+    "average steps is what the eye reads as a cut rather than a transition.")
+
+BARELY_CHANGES = Criterion(
+    "barely changes", "RMS pixel change from the unperturbed output", "<", 0.02,
+    "2% of the pixel range, about five grey levels, is below what one sees in a 28 × 28 digit.")
+
+GOES_DARK = Criterion(
+    "degrades toward black", "mean intensity at the largest perturbation / at the smallest", "<=", 0.5,
+    "P: outputs 'may even collapse into merely pure black' (ratio 0); losing half the ink is well on "
+    "the way there, and a digit keeping more than half of its ink is not 'near-black'.")
+
+RECOGNISED = Criterion(
+    "recognised", "the judge classifier's probability of its predicted class", ">=", 0.9,
+    "The judge gives at least 0.9 to most real test images (the 'How we measure' page gives the "
+    "share); an image it reads that confidently is a clear instance of a class.")
+
+MEANINGLESS = Criterion(
+    "meaningless", "the judge classifier's probability of its predicted class", "<", 0.5,
+    "Below 0.5 no class is more likely than all the others together: the judge cannot read the image.")
+
+DIGIT_LIKE = Criterion(
+    "digit-like", "mean judge confidence of a set of outputs (with at least half the unperturbed ink)",
+    ">=", 0.8,
+    "A set of outputs is digit-like when it keeps at least half of its ink (the opposite of "
+    "'degrades toward black') and the judge reads it with a mean confidence of 0.8, which real "
+    "digits exceed by a wide margin while blobs and noise fall below it.")
+
+MORPHS = Criterion(
+    "morphs into other digits", "share of outputs confidently (≥ 0.8) judged a digit other than the unperturbed one",
+    ">=", 0.2,
+    "R: 'a tendency for the images to transform into other digits'; a fifth of the outputs is a "
+    "tendency, not a rare accident (a stable reading would leave this share near 0).")
+
+COLLAPSED = Criterion(
+    "collapsed", "sample diversity (mean RMS distance between two samples / between two real test images)",
+    "<", 0.5,
+    "Samples half as diverse as the data repeat a few images; a collapsed model gives near 0 and a "
+    "healthy one near 1.")
+
+COMPARABLE = Criterion(
+    "comparable", "ratio of the two values (for Fréchet distances: the excess over the real-data floor)",
+    "<=", 1.5,
+    "Within half again of the reference: closer than that, the difference is of the order of the "
+    "seed-to-seed spread and of the bootstrap intervals at the book's sample size.")
+
+FAR_WORSE = Criterion(
+    "far worse", "ratio of the two values (for Fréchet distances: the excess over the real-data floor)",
+    ">=", 2.0,
+    "At least twice as far from the data as the reference, well outside the seed-to-seed spread.")
+
+FEW = Criterion(
+    "few", "share of the codebook that attracts at least one test encoding (usage)", "<=", 0.5,
+    "P: 'only a small number were properly utilized': at most half of the codes.")
+
+DISTINCT_CODE = Criterion(
+    "distinct code", "distance to the nearest other code / median nearest-neighbour distance among test encodings",
+    ">=", 1.0,
+    "Two codes closer to each other than a typical encoding is to its nearest neighbour cannot "
+    "separate any data: they count as one (collapsed) code.")
+
+LEVELLED_OFF = Criterion(
+    "levelled off", "relative fall of the training loss over the last fifth of the epochs", "<=", 0.02,
+    "Another fifth of the training would improve the loss by about 2% at most; a run still falling "
+    "faster than that had not converged, and a verdict resting on it is budget-limited.")
+
+ALIKE = Criterion(
+    "alike", "RMS distance between two decoded images / median nearest-neighbour RMS distance among real test images",
+    "<", 1.0,
+    "Two outputs closer to each other than a typical real image is to its nearest neighbour in the data "
+    "are the same image up to noise.")
+
+NAMED = {c.name: c for c in (SMOOTH, BARELY_CHANGES, GOES_DARK, RECOGNISED, MEANINGLESS, DIGIT_LIKE, MORPHS,
+                             COLLAPSED, COMPARABLE, FAR_WORSE, FEW, DISTINCT_CODE, ALIKE, LEVELLED_OFF)}
+
+
+def loss_fall(history: list, key: str = "train_loss") -> float:
+    """Relative fall of ``key`` over the last fifth of the epochs (at least one epoch); NaN with one epoch."""
+    values = [row[key] for row in history if key in row]
+    span = max(1, len(values) // 5)
+    if len(values) <= span:
+        return math.nan
+    before, after = values[-1 - span], values[-1]
+    return (before - after) / max(abs(after), 1e-12)
+
+
+def levelled_off(history: list, key: str = "train_loss") -> bool:
+    """Whether a run's training loss had levelled off (``LEVELLED_OFF``); False when it cannot tell."""
+    return bool(LEVELLED_OFF.passes(loss_fall(history, key)))
+
+
+def digit_like(response: dict) -> list:
+    """Per magnitude of a ``geometry.perturbation_response`` measured with a judge: whether
+    the outputs are digit-like (``DIGIT_LIKE``): they keep at least half of the unperturbed
+    ink (they have not gone ``GOES_DARK``) and the judge's mean confidence passes."""
+    base = max(response["base_intensity"], 1e-12)
+    return [bool(not GOES_DARK.passes(ink / base) and DIGIT_LIKE.passes(confidence))
+            for ink, confidence in zip(response["mean_intensity"], response["confidence"])]
+
+
+def digit_like_until(response: dict) -> float:
+    """The largest magnitude up to which every output set is digit-like (0 if the first is not)."""
+    last = 0.0
+    for magnitude, ok in zip(response["magnitude"], digit_like(response)):
+        if not ok:
+            break
+        last = magnitude
+    return last
+
+
+def first_not_digit_like(response: dict) -> float:
+    """The smallest magnitude whose outputs are not digit-like (inf if all are)."""
+    return next((m for m, ok in zip(response["magnitude"], digit_like(response)) if not ok), math.inf)
