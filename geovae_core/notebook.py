@@ -85,9 +85,12 @@ class Chapter:
             f"Or rebuild this page for the book: `python -m geovae_core.runner --only {self.chapter.id} --force`.",
             f"{{download}}`Download the source notebook <../notebooks/{notebook}.ipynb>`", ":::"])
 
-    def settings(self, rows, document: str = "P") -> None:
-        """Show the "document's setting / ours" table: rows of (setting, the document's, ours)."""
-        lines = [f"| setting | {document} | this run ({self.parameters_.profile}) |", "|---|---|---|"]
+    def settings(self, rows, *documents: str) -> None:
+        """Show the "document's setting / ours" table: rows of (setting, each document's, ours);
+        ``documents`` name the documents' columns (P by default)."""
+        documents = documents or ("P",)
+        lines = ["| setting | " + " | ".join(documents) + f" | this run ({self.parameters_.profile}) |",
+                 "|---" * (len(documents) + 2) + "|"]
         lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in rows]
         _display(_markdown("\n".join(lines)))
 
