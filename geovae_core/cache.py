@@ -7,6 +7,9 @@ is stale: kept for that code, never loaded here unless ``GEOVAE_REUSE_STALE=1``.
 entry is moved to ``runs/damaged/`` and retrained. A lock per key makes a second process
 wait for the first one's entry instead of training the same config again.
 
+``run_many`` runs several configs, on the workers of a Dask cluster when ``GEOVAE_SCHEDULER``
+names one. With ``GEOVAE_DRY_RUN`` set, ``run`` checks a config without training (``dryrun``).
+
     python -m geovae_core.cache                  # one line per entry: current, stale or damaged
     python -m geovae_core.cache --remove-stale   # delete the stale and damaged ones
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -28,6 +32,7 @@ from typing import Mapping, NamedTuple
 
 from filelock import FileLock, Timeout
 
+from . import dryrun
 from .config import ExperimentConfig
 from .errors import CacheNotWritableError
 from .models import build_model
@@ -37,6 +42,7 @@ from .training import EpochHook, Run, train
 # The modules whose code determines a trained model (geometry and codebook hold the hooks).
 CODE_MODULES = ("config.py", "data.py", "models.py", "losses.py", "codebook.py", "training.py", "geometry.py")
 DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+SCHEDULER = "GEOVAE_SCHEDULER"
 
 
 @functools.cache
@@ -45,12 +51,17 @@ def code_version(folder: Path = Path(__file__).resolve().parent) -> str:
     docstrings: comments, docstrings and formatting leave it unchanged."""
     digest = hashlib.sha256()
     for name in CODE_MODULES:
-        tree = ast.parse((folder / name).read_text(), filename=name)
-        for node in ast.walk(tree):
-            if isinstance(node, DOCSTRING_OWNERS) and node.body and _is_docstring(node.body[0]):
-                node.body = node.body[1:]
-        digest.update(f"{name}\n{ast.dump(tree)}\n".encode())
+        digest.update(f"{name}\n{syntax_dump(folder / name)}\n".encode())
     return digest.hexdigest()[:12]
+
+
+def syntax_dump(path: Path) -> str:
+    """The syntax tree of a Python file without its docstrings, as text."""
+    tree = ast.parse(path.read_text(), filename=path.name)
+    for node in ast.walk(tree):
+        if isinstance(node, DOCSTRING_OWNERS) and node.body and _is_docstring(node.body[0]):
+            node.body = node.body[1:]
+    return ast.dump(tree)
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
@@ -74,8 +85,11 @@ def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
 
     The entry is written atomically after the last epoch, so an interrupted or diverged run
     leaves none. Hook names are part of the key; a hook's code is part of the code version
-    when it lives in ``CODE_MODULES``.
+    when it lives in ``CODE_MODULES``. With ``GEOVAE_DRY_RUN`` set, ``dryrun.dry_run`` checks
+    the config instead, without training or touching the cache.
     """
+    if dryrun.steps():
+        return dryrun.dry_run(config, hooks, progress)
     path = _cache_path(config, hooks)
     try:
         check_writable(path.parent)
@@ -99,6 +113,39 @@ def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
         result = train(config, hooks, progress)
         atomic_torch_save(_entry(result, hooks), path)
         return result
+
+
+def run_many(experiments: Mapping, progress: bool = True) -> dict:
+    """``run`` for every value of ``experiments`` (a config, or ``(config, hooks)``), under the same keys.
+
+    One after another, or, when ``GEOVAE_SCHEDULER`` names a Dask scheduler
+    (``tcp://host:8786``), all at once on its workers: they write the cache entries, which are
+    then loaded here, so the cache folder must be on a filesystem the workers share. The
+    workers get this process's ``GEOVAE_*`` variables (the cache, the data).
+    """
+    pairs = {name: value if isinstance(value, tuple) else (value, None) for name, value in experiments.items()}
+    address = os.environ.get(SCHEDULER)
+    if not address or dryrun.steps():
+        return {name: run(config, hooks, progress) for name, (config, hooks) in pairs.items()}
+    from distributed import Client
+
+    environment = {k: v for k, v in os.environ.items() if k.startswith("GEOVAE_") and k != SCHEDULER}
+    with Client(address) as client:
+        futures = {name: client.submit(_run_on_worker, config, hooks, environment, pure=False)
+                   for name, (config, hooks) in pairs.items()}
+        trained = client.gather(futures)
+    results = {}
+    for name, (config, hooks) in pairs.items():
+        results[name] = dataclasses.replace(run(config, hooks, progress=False), from_cache=not trained[name])
+        if progress:
+            print(f"{config.label()}: {'trained' if trained[name] else 'found in the cache'} by a worker of {address}")
+    return results
+
+
+def _run_on_worker(config: ExperimentConfig, hooks, environment: dict) -> bool:
+    """On a Dask worker: ``run`` into the shared cache; True when it trained."""
+    os.environ.update(environment)
+    return not run(config, hooks, progress=False).from_cache
 
 
 @contextlib.contextmanager

@@ -62,4 +62,4 @@ def test_an_unknown_chapter_id_lists_the_valid_ones():
                           text=True, cwd=REPO, timeout=120)
     ids = [n.stem.split("-")[0] for n in book_notebooks()]
     assert done.returncode == 2 and done.stdout == "" and {"N1", "N11", "ledger"} <= set(ids)
-    assert done.stderr.strip() == f"--only: no notebook has the id 'N99'; valid ids: {', '.join(ids)}"
+    assert done.stderr.strip() == f"--only: no page has the id 'N99'; valid ids: {', '.join(ids)}"

@@ -8,7 +8,7 @@ from geovae_core.chapters import CHAPTERS
 from geovae_core.criteria import SMOOTH
 from geovae_core.profiles import resolve
 from geovae_core.results import BOOK_RUN, Claim, load_book_results, save_results
-from geovae_core.runner import CHECK_MARK, LEDGER, book_notebooks, fingerprint, select
+from geovae_core.runner import book_notebooks
 
 
 class _Run:
@@ -70,43 +70,6 @@ def test_an_unreadable_results_file_is_named_and_skipped(monkeypatch, tmp_path):
     assert [r["notebook"] for r in results] == ["N1-autoencoders-generate"]
     assert len(problems) == 2 and problems[0].startswith("N2-classifier-latent.json: unreadable")
     assert "KeyError" in problems[1]
-
-
-def test_book_notebooks_run_chapters_in_order_then_the_ledger():
-    names = [n.name for n in book_notebooks()]
-    assert names[-1] == "ledger.ipynb" and names[0].startswith("N")
-
-
-def test_book_notebooks_follow_the_chapter_numbers():
-    ids = [int(n.stem[1:].split("-")[0]) for n in book_notebooks() if n.parent.name == "notebooks"]
-    assert ids == sorted(ids) and len(ids) == len(set(ids))
-
-
-def test_only_selects_one_chapter_by_its_id():
-    assert [n.stem.split("-")[0] for n in select("N1")] == ["N1"]
-    assert select("ledger") == [LEDGER] and select("N99") == []
-    assert select(None) == book_notebooks()
-
-
-def test_the_fingerprint_follows_the_profile():
-    chapter = book_notebooks()[0]
-    assert fingerprint(chapter, "smoke") != fingerprint(chapter, "quick")
-    assert fingerprint(chapter, "quick") == fingerprint(chapter, "quick")
-
-
-@pytest.mark.parametrize("notebook", book_notebooks(), ids=lambda p: p.name)
-def test_notebooks_are_stored_with_checked_outputs_only(notebook):
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and not cell.source.startswith(CHECK_MARK):
-            assert cell.outputs == [], cell.source[:60]
-    assert len(notebook.read_bytes()) < 100_000
-
-
-@pytest.mark.parametrize("notebook", [n for n in book_notebooks() if n != LEDGER], ids=lambda p: p.name)
-def test_chapters_have_a_parameters_cell_with_a_profile(notebook):
-    cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1 and "profile = " in cells[0].source
 
 
 def test_a_bad_papermill_parameter_fails_at_once_in_one_line(tmp_path):
