@@ -1,4 +1,4 @@
-"""Experiment configs as plain, hashable data (DESIGN.md: "Configs are data")."""
+"""Experiment configs as plain, hashable data (CONTRIBUTING.md: "Configs are data")."""
 from __future__ import annotations
 
 import dataclasses

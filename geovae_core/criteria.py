@@ -1,4 +1,4 @@
-"""The book's verdict criteria, each defined once (DESIGN.md: "Verdicts a reviewer would defend").
+"""The book's verdict criteria, each defined once (CONTRIBUTING.md: "Verdicts a reviewer would defend").
 
 A ``Criterion`` names a measure, a comparison and a threshold, and says why the threshold is
 what it is. A claim applies one criterion to one number per seed: it **holds** when the

@@ -157,7 +157,9 @@ def _decode_cifar10(root: Path | None) -> dict:
 
 def _celeba_files(root: Path | None) -> tuple:
     """(image folder, train names, test names): torchvision's CelebA split when its files are
-    all there, else ``list_eval_partition.txt`` (0, 1: train; 2: test), else the last tenth."""
+    all there, else ``list_eval_partition.txt`` (0: train; 1 and 2, validation and test: held
+    out, so that a partial copy keeps enough held-out faces for the sample-quality protocol),
+    else the last tenth."""
     bases = [b for b in (root, cache_dir() / "downloads") if b is not None]
     for base in bases:
         try:
@@ -176,8 +178,8 @@ def _celeba_files(root: Path | None) -> tuple:
             partition_file = folder / "list_eval_partition.txt"
             if partition_file.is_file():
                 split = dict(line.split() for line in partition_file.read_text().splitlines() if line.strip())
-                return (images, [n for n in names if split.get(n, "0") in ("0", "1")],
-                        [n for n in names if split.get(n) == "2"])
+                return (images, [n for n in names if split.get(n, "0") == "0"],
+                        [n for n in names if split.get(n) in ("1", "2")])
             cut = len(names) - max(1, len(names) // 10)
             return images, names[:cut], names[cut:]
     raise DatasetNotFoundError(

@@ -1,4 +1,4 @@
-"""Errors that say in one line what went wrong (DESIGN.md: "Honest errors")."""
+"""Errors that say in one line what went wrong (CONTRIBUTING.md: "Honest errors")."""
 
 
 class GeovaeError(Exception):

@@ -7,6 +7,8 @@ float64 after centring on the first set's mean, so codes far from the origin los
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -201,6 +203,23 @@ def fit_ellipsoid(points: torch.Tensor, scale: float = 2.0) -> tuple:
     return centre, scale * variances.clamp_min(0).sqrt(), axes
 
 
+@functools.cache
+def _cache_umap_kernels() -> None:
+    """Let numba cache UMAP's compiled kernels (under ``$NUMBA_CACHE_DIR``, which the runner
+    points into the cache): most are not marked for caching, so every process would compile
+    them again (tens of seconds); with this, only the first process in a cache does."""
+    import umap.distances
+    import umap.layouts
+    import umap.umap_
+    import umap.utils
+    from numba.core.registry import CPUDispatcher
+
+    for module in (umap.umap_, umap.layouts, umap.utils, umap.distances):
+        for kernel in vars(module).values():
+            if isinstance(kernel, CPUDispatcher):
+                kernel.enable_caching()
+
+
 def sample_map_fit(mu: torch.Tensor, logvar: torch.Tensor, samples: int, seed: int = 0,
                    n_neighbors: int = 200, min_dist: float = 0.99) -> dict:
     """P Fig 2a's sample-map-fit: draw ``samples`` points from each encoded Gaussian
@@ -210,6 +229,7 @@ def sample_map_fit(mu: torch.Tensor, logvar: torch.Tensor, samples: int, seed: i
     the map keeps the balls' relative placement, and ``min_dist`` keeps each cloud spread out."""
     import umap
 
+    _cache_umap_kernels()
     generator = torch.Generator().manual_seed(seed)
     mu, std = mu.cpu(), torch.exp(0.5 * logvar.cpu())
     points = mu[:, None] + std[:, None] * torch.randn(len(mu), samples, mu.shape[1], generator=generator)

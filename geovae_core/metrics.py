@@ -132,6 +132,18 @@ class SampleQuality:
             self.basis = torch.pca_lowrank(flat - self.mean, q=components + 8, center=False)[2][:, :components]
         self.reference = self.features(data.test_images[: self.n].to(device))[0]
         self.floor = {**self.score(data.train_images[: self.n].to(device)), "excess": 0.0}
+        self.resolution = (self.floor["fd_high"] - self.floor["fd_low"]) / 2
+        self.data, self.device = data, device
+
+    def inputs(self, k: int) -> torch.Tensor:
+        """``k`` real images that are neither the reference nor the floor's, for codes that are
+        encoded from images (reconstructions, samples around an encoding): held-out test images
+        after the reference's when there are enough, else training images after the floor's."""
+        test, train = self.data.test_images, self.data.train_images
+        source = test[self.n:] if len(test) >= self.n + k else train[self.n:]
+        if len(source) < k:
+            raise ValueError(f"{self.dataset} holds fewer than {k} images outside the reference and the floor")
+        return source[:k].to(self.device)
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, chunk: int = 2000):
@@ -164,13 +176,17 @@ class SampleQuality:
         floor = getattr(self, "floor", None)
         return {"fd": fd, "fd_low": low, "fd_high": high,
                 "excess": fd - floor["fd"] if floor else math.nan,
+                "resolution": getattr(self, "resolution", (high - low) / 2),
                 "confidence": float(probs.max(dim=1).values.mean()) if probs is not None else math.nan}
 
 
 def excess_ratio(score: dict, reference: dict) -> float:
     """How many times further from the data than ``reference`` a scored set is: the ratio of
-    their FD excesses over the floor (``criteria.COMPARABLE`` and ``FAR_WORSE`` read this)."""
-    return score["excess"] / max(reference["excess"], 1e-9)
+    their FD excesses over the floor (``criteria.COMPARABLE`` and ``FAR_WORSE`` read this). An
+    excess below the protocol's resolution (half the width of the floor's bootstrap interval)
+    cannot be told from the data: a negative excess counts as 0, and a reference's excess as at
+    least that resolution."""
+    return max(score["excess"], 0.0) / max(reference["excess"], reference["resolution"], 1e-9)
 
 
 def pairwise_rms(images: torch.Tensor, pairs: int = 2000, seed: int = 0) -> float:

@@ -123,7 +123,9 @@ class Chapter:
             glue(key, value)
         glue(f"{cid}_verdicts", _markdown(verdict_list(claims)))
         glue(f"{cid}_compute_md", _markdown(f"{compute}; results file `{path.name}`."))
-        _display(_markdown(claims_markdown(claims)))
+        paper = settings_of(self.chapter.id).profile("paper")
+        lengths = ", ".join(f"`{k}` = {paper[k]}" for k in paper if k.endswith("epochs"))
+        _display(_markdown(claims_markdown(claims, f" (the `paper` profile trains {lengths})" if lengths else "")))
         if any(c.per_seed for c in claims):
             self.figure(f"{cid}-claims", claims_figure(claims))
 
@@ -138,19 +140,24 @@ def verdict_list(claims: list) -> str:
     return "\n".join(f"- {c.statement} **{c.summary()}**" + (f" ({c.reason})" if c.reason else "") for c in claims)
 
 
-def claims_markdown(claims: list) -> str:
+def claims_markdown(claims: list, budget: str = "") -> str:
     """Each claim as a short block: the figure and statement with its verdict, then the
-    document's words, the criterion, the per-seed values and what else was measured."""
+    document's words, the criterion and why, the per-seed values, what else was measured, and,
+    for a budget-limited verdict, which runs had not levelled off and what would settle it."""
     blocks = []
     for c in claims:
         figure = f"{{ref}}`{c.figure} <{c.figure_label}>`" if c.figure_label else c.figure
         seeds = ", ".join(f"seed {k}: {_short(v)}" for k, v in c.per_seed.items()) or "—"
         lines = [f"**{figure}: {c.statement}** → **{c.summary()}**", "",
                  f"- The document: {c.document_says}",
-                 f"- Criterion ({c.criterion.name}): {c.criterion.describe()}",
+                 f"- Criterion ({c.criterion.name}): {c.criterion.describe()}. Why: {c.criterion.why}",
                  f"- Per seed: {seeds}"]
         if c.measured or c.reason:
             lines.append(f"- Also measured: {c.measured}" if c.measured else f"- Not measured: {c.reason}")
+        if c.not_levelled and c.per_seed:
+            lines.append(f"- Budget-limited: {len(c.not_levelled)} of {len({r.config.key() for r in c.runs})} runs "
+                         f"behind it had not levelled off (their training loss still fell by more than 2% over the "
+                         f"last fifth of the epochs); more epochs would settle it{budget}.")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

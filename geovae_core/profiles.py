@@ -1,4 +1,4 @@
-"""Profiles and notebook parameters (DESIGN.md: "Profiles").
+"""Profiles and notebook parameters (CONTRIBUTING.md: "Profiles").
 
 Each chapter has three profiles, ``smoke`` (CI, seconds), ``quick`` (the default book on a
 2-core CPU) and ``paper`` (the documents' own settings, for a GPU), written once as a base

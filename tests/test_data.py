@@ -102,9 +102,10 @@ def test_celeba_from_a_folder_of_jpegs_split_by_the_partition_file(fresh, monkey
         "\r\n".join(f"{n} {p}" for n, p in zip(names, partitions)) + "\r\n")
     monkeypatch.setenv("GEOVAE_DATA", str(root))
     data = load_dataset("celeba")
-    assert data.train_images.shape == (5, 3, 64, 64) and data.test_images.shape == (2, 3, 64, 64)
-    assert data.train_labels.tolist() == [-1] * 5 and data.classes == ()
-    assert data.test_images[0, 0].mean().item() == pytest.approx(40 / 255, abs=0.01)  # image 5's red level
+    # partition 0 trains; 1 (validation) and 2 (test) are held out
+    assert data.train_images.shape == (4, 3, 64, 64) and data.test_images.shape == (3, 3, 64, 64)
+    assert data.train_labels.tolist() == [-1] * 4 and data.classes == ()
+    assert data.test_images[0, 0].mean().item() == pytest.approx(20 / 255, abs=0.01)  # image 3's red level
     assert len(list((fresh / "cache" / "data").glob("celeba64-*.pt"))) == 1
 
 

@@ -124,5 +124,17 @@ def test_sample_diversity_of_the_data_itself_a_single_image_and_noise():
     assert sample_diversity(half, real) == pytest.approx(0.5, rel=1e-5)
 
 
-def test_excess_ratio_reads_fd_above_the_floor():
-    assert excess_ratio({"excess": 30.0}, {"excess": 10.0}) == 3.0
+def test_excess_ratio_reads_fd_above_the_floor_at_the_protocol_s_resolution():
+    assert excess_ratio({"excess": 30.0, "resolution": 1.0}, {"excess": 10.0, "resolution": 1.0}) == 3.0
+    # a reference as close to the data as real images: its excess counts as the resolution
+    assert excess_ratio({"excess": 4.0, "resolution": 2.0}, {"excess": -3.0, "resolution": 2.0}) == 2.0
+    assert excess_ratio({"excess": -1.0, "resolution": 2.0}, {"excess": 5.0, "resolution": 2.0}) == 0.0
+
+
+def test_images_to_encode_are_neither_the_reference_nor_the_floor(monkeypatch):
+    metrics, test_images = _faces(monkeypatch, n_train=300, n_test=150)
+    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
+    assert torch.equal(quality.inputs(50), test_images[100:150])
+    assert torch.equal(quality.inputs(80), quality.data.train_images[100:180])  # too few test images left
+    with pytest.raises(ValueError, match="fewer than 500"):
+        quality.inputs(500)

@@ -79,3 +79,21 @@ def test_a_misspelt_papermill_parameter_fails_naming_the_closest_knob():
 def test_only_papermill_s_injected_cell_is_read_for_names():
     assert injected_names(["x = 1", "# Parameters\nepochs = 3\nseeds = [0, 1]\n", "y = 2"]) == {"epochs", "seeds"}
     assert injected_names(["x = 1"]) == set() and injected_names(None) == set()
+
+
+def _parameters_cell_names(notebook):
+    import ast
+
+    import nbformat
+
+    cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTER_SETTINGS))
+def test_a_chapter_s_parameters_cell_lists_exactly_its_knobs(chapter):
+    from geovae_core.chapters import CHAPTERS
+    from geovae_core.storage import REPO_ROOT
+
+    notebook = REPO_ROOT / "notebooks" / f"{CHAPTERS[chapter].notebook}.ipynb"
+    assert _parameters_cell_names(notebook) == {"profile", *CHAPTER_SETTINGS[chapter].knobs()}
