@@ -1,8 +1,10 @@
-# Two commands on a fresh machine: `make book` and `make test` (see README.md).
+# Three commands on a fresh machine: `make book`, `make test` and `make lab` (see README.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 PROFILE ?= quick
+# make book JOBS=2: chapters executed two at once, the CPU's threads divided between them.
+JOBS ?= 1
 export PATH := $(BIN):$(PATH)
 # Offline machines of this project keep the verified archives in ../shared/data.
 ifeq ($(origin GEOVAE_DATA), undefined)
@@ -11,7 +13,7 @@ ifeq ($(origin GEOVAE_DATA), undefined)
   endif
 endif
 
-.PHONY: env book test strip bench clean
+.PHONY: env book test lint lab strip bench clean
 
 env: $(VENV)/.installed
 
@@ -24,15 +26,34 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 book: env
-	$(BIN)/python -m geovae_core.runner --profile $(PROFILE)
+	$(BIN)/python -m geovae_core.runner --profile $(PROFILE) --jobs $(JOBS)
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "The book is in _build/html; open _build/html/index.html"
 
+# make test: the linter, then one pytest session: the unit tests, nbval over every notebook
+# (profile smoke), and the book as readers meet it: every page executed by the runner (smoke),
+# built with Sphinx warnings as errors and opened in headless Chromium (tests/test_book_in_browser.py,
+# after tools/install-browser.sh). pytest prints the time of each part and the pages, images and
+# claim rows it checked.
 # pytest's exit code 5 (no test collected) is a failure here, as every other non-zero code.
-test: env
-	$(BIN)/python -m pytest; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$status
+test: env lint
+	tools/install-browser.sh
+	@started=$$(date +%s); $(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; \
+	echo "make test: pytest took $$(( $$(date +%s) - started )) s"; exit $$status
+
+# One formatter and linter (configured in pyproject.toml); `ruff format .` and `ruff check --fix .` mend.
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# JupyterLab on the project's kernel (geovae) and data, opened on notebooks/; LAB_ARGS="--no-browser --port 8899"
+# for more. As root (a container), Jupyter refuses to start without --allow-root.
+LAB_ARGS ?=
+lab: env
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks \
+	  --MappingKernelManager.default_kernel_name=geovae $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 strip: env
 	$(BIN)/python -m geovae_core.runner --store

@@ -3,8 +3,9 @@
 With the variable set, ``cache.run`` calls ``dry_run``: it builds the config's model at its full
 size on the CPU, takes <steps> optimisation steps on real batches, appends what it measured to
 the JSON-lines file ``$GEOVAE_DRY_RUN_REPORT`` and returns the untrained model with one history
-row per step, so that a notebook's code after training still runs. Nothing is trained and the
-cache is not touched.
+row per step (the loss terms, not the hooks' metrics: the runner's dry run stops a notebook after
+its last training cell, so nothing reads them), so that a notebook's code between training cells
+still runs. Nothing is trained and the cache is not touched.
 
 - ``seconds_per_step``: the mean over the steps after the first (which also sets things up).
 - ``flops_per_step``: ``torch.utils.flop_counter.FlopCounterMode``'s count over the first step's
@@ -120,10 +121,6 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
     on_device = tuple(t.to(config.device) for t in split)
     test = evaluate(model, on_device[2][:batch], on_device[3][:batch], config) if len(x_test) else {}
     model.eval()
-    hooked = {}
-    with torch.no_grad():
-        for hook in (hooks or {}).values():
-            hooked.update(hook(model, on_device))
     history = [
         {
             "epoch": i + 1,
@@ -131,7 +128,6 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
             "seconds": seconds,
             **{f"train_{k}": v for k, v in terms.items()},
             **{f"test_{k}": v for k, v in test.items()},
-            **hooked,
         }
         for i, (terms, seconds) in enumerate(rows)
     ]
