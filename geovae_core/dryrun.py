@@ -43,8 +43,24 @@ def steps() -> int:
     return int(os.environ.get(DRY_RUN) or 0)
 
 
+_MEASURED = {}  # a config's seedless key -> (record, history, image shape): seeds share shapes and costs
+
+
+def _seedless(config: ExperimentConfig) -> str:
+    start = config.init_from.replace(seed=0) if config.init_from is not None else None
+    return config.replace(seed=0, init_from=start).key()
+
+
 def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
-    """Build, step and measure ``config`` (see the module docstring); return the untrained Run."""
+    """Build, step and measure ``config`` (see the module docstring); return the untrained Run.
+    A config that differs from one measured before in this process by its seed only is not
+    stepped again: its record repeats that measurement under its own key and label."""
+    seen = _MEASURED.get(_seedless(config))
+    if seen is not None:
+        record, history, image_shape = seen
+        _report({**record, "label": config.label(), "key": config.key(), "hooks": sorted(hooks or ())})
+        model = build_model(config, image_shape).to(config.device).eval()
+        return Run(config, model, [dict(row) for row in history], from_cache=False, image_shape=image_shape)
     cpu = config.replace(device="cpu")
     torch.manual_seed(config.seed)
     split = experiment_split(cpu)
@@ -108,9 +124,7 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
         "flops_per_step": flops.get_total_flops(),
         "memory_bytes": sum(s.nbytes() for s in storages.values()),
     }
-    if os.environ.get(REPORT):
-        with open(os.environ[REPORT], "a") as report:
-            report.write(json.dumps(record) + "\n")
+    _report(record)
     if progress:
         print(
             f"{config.label()}: dry run, {record['parameters']:,} parameters, "
@@ -131,7 +145,14 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
         }
         for i, (terms, seconds) in enumerate(rows)
     ]
+    _MEASURED[_seedless(config)] = (record, history, image_shape)
     return Run(config, model, history, from_cache=False, image_shape=image_shape)
+
+
+def _report(record: dict) -> None:
+    if os.environ.get(REPORT):
+        with open(os.environ[REPORT], "a") as report:
+            report.write(json.dumps(record) + "\n")
 
 
 class _saved_storages(torch.autograd.graph.saved_tensors_hooks):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 import re
 import shutil
@@ -186,6 +187,24 @@ def smoke_book(tmp_path_factory):
         **_book_environment(),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
     }
+
+    started = time.perf_counter()
+    dry = subprocess.run(
+        [sys.executable, "-m", "geovae_core.runner", "--profile", "paper", "--dry-run"],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    record("paper dry run", time.perf_counter() - started)
+    for line in dry.stdout.splitlines():
+        if "(paper, dry run)" in line:
+            note(f"dry run: {line}")
+    if dry.returncode != 0:
+        pytest.fail(
+            f"the paper profile's dry run failed (exit {dry.returncode}):\n{_tail(dry.stdout, 20)}\n{_tail(dry.stderr)}",
+            pytrace=False,
+        )
 
     started = time.perf_counter()
     run = subprocess.run(
@@ -399,3 +418,16 @@ def test_the_whole_book_was_executed_and_built_by_this_run():
         f"GEOVAE_BOOK_STUB replaced {', '.join(STUBBED)} by placeholders: this run checked a partial book"
     )
     assert not PREBUILT, f"GEOVAE_BOOK_HTML: this run checked a book built before ({PREBUILT}), not this tree's"
+
+
+def test_the_paper_profile_s_dry_run_built_and_stepped_every_chapter_s_runs(smoke_book):
+    """A paper-size crash (shapes, memory, a 512-channel map) is caught here, without a GPU."""
+    if PREBUILT:
+        pytest.fail("GEOVAE_BOOK_HTML: the book was built before, without this run's dry run", pytrace=False)
+    table = json.loads((smoke_book.parent.parent / "executed" / "dry-run.json").read_text())
+    chapters = table["chapters"]
+    assert set(chapters) == {runner.notebook_id(n) for n in runner.chapters()}
+    for chapter, row in chapters.items():
+        assert row["error"] is None, (chapter, row["error"])
+        assert row["runs"] > 0 and row["largest_parameters"] > 0 and row["gpu_hours"] > 0, chapter
+        assert row["profile"] == "paper", chapter
