@@ -441,7 +441,8 @@ def test_run_many_on_a_cluster_trains_on_the_workers_with_the_serial_histories(c
 
     assert set(spread) == set(experiments)
     for name in experiments:
-        assert plain(spread[name].history) == plain(serial[name].history)
+        # the same numbers up to float rounding (the workers' kernels run on other thread counts)
+        assert plain(spread[name].history) == [pytest.approx(row, rel=1e-5) for row in plain(serial[name].history)]
         assert not spread[name].from_cache  # trained in this call, by a worker
     assert len(list((tmp_path / "spread" / "runs").rglob("*.pt"))) == 3  # the workers wrote the entries
     assert run_many(experiments, progress=False)[0].from_cache  # a second call trains nothing
@@ -460,7 +461,9 @@ def test_the_runner_on_a_cluster_gives_the_serial_results(cluster, book, tmp_pat
     executed = _redirect(monkeypatch, tmp_path)
     code, printed = _build([N1, LEDGER], "smoke", False, 1, cluster.scheduler_address)
     assert code == 0, printed
-    assert _claims(tmp_path) == _claims(book.folder) and _claims(tmp_path)
+    spread, serial = _claims(tmp_path), _claims(book.folder)
+    assert [c[:3] for c in spread] == [c[:3] for c in serial] and spread  # ids, verdicts, seeds passing
+    assert [c[3] for c in spread] == [pytest.approx(c[3], rel=1e-4) for c in serial]  # per seed, up to rounding
     assert _ledger_rows(executed) == _ledger_rows(book.folder / "executed") and _ledger_rows(executed)
     assert set(nbformat.read(executed / N1.name, as_version=4).metadata["geovae"]["phases"]) == {
         "set-up",
