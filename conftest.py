@@ -3,6 +3,7 @@
 Set at import, before nbval starts any kernel, so the notebooks' kernels inherit it. The
 folder is removed when the session ends, unless ``GEOVAE_KEEP_TEST_CACHE=1``.
 """
+
 import os
 import shutil
 import tempfile

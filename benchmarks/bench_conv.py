@@ -17,6 +17,7 @@ assignments amplify (the VQ-AE's losses move by 7e-4 in two short epochs): ``tra
     .venv/bin/python benchmarks/bench_conv.py          # the layouts at the default threads
     .venv/bin/python benchmarks/bench_conv.py --full   # every layout x oneDNN x threads
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,24 +35,79 @@ from geovae_core.models import build_model
 _AE = dict(activation="relu", likelihood="mse", optimizer="adam", lr=1e-3, init_std=None, loss_terms=(("recon", 1.0),))
 # (row label, config, image shape)
 MODELS = [
-    ("CelebA conv AE [32..256] z=786, batch 32 (N1, N6)",
-     ExperimentConfig(model="conv", dataset="celeba", latent="point", latent_dim=786, widths=(32, 64, 128, 256),
-                      batch_size=32, **_AE), (3, 64, 64)),
-    ("CelebA conv VAE [32..256] z=128, batch 64 (N4)",
-     ExperimentConfig(model="conv", dataset="celeba", latent="sampled", latent_dim=128, widths=(32, 64, 128, 256),
-                      batch_size=64, **{**_AE, "loss_terms": (("recon", 1.0), ("kl", 1.0))}), (3, 64, 64)),
-    ("CelebA conv AE [16..128] z=128, batch 64 (N7, N8)",
-     ExperimentConfig(model="conv", dataset="celeba", latent="point", latent_dim=128, widths=(16, 32, 64, 128),
-                      batch_size=64, **_AE), (3, 64, 64)),
-    ("CelebA conv AE [16..128] z=786, batch 32",
-     ExperimentConfig(model="conv", dataset="celeba", latent="point", latent_dim=786, widths=(16, 32, 64, 128),
-                      batch_size=32, **_AE), (3, 64, 64)),
-    ("FashionMNIST VQ-AE conv_map [32, 64], 7x7x64 map, batch 64 (N10)",
-     ExperimentConfig(model="conv_map", dataset="fashion_mnist", latent="codebook", latent_dim=64, map_shape=(7, 7),
-                      widths=(32, 64), codebook_size=64, codebook_decay=0.99, batch_size=64,
-                      **{**_AE, "loss_terms": (("recon", 1.0), ("pull", 0.1))}), (1, 28, 28)),
-    ("MNIST conv AE [32, 64] z=16, batch 64 (N8)",
-     ExperimentConfig(model="conv", latent="point", latent_dim=16, widths=(32, 64), batch_size=64, **_AE), (1, 28, 28)),
+    (
+        "CelebA conv AE [32..256] z=786, batch 32 (N1, N6)",
+        ExperimentConfig(
+            model="conv",
+            dataset="celeba",
+            latent="point",
+            latent_dim=786,
+            widths=(32, 64, 128, 256),
+            batch_size=32,
+            **_AE,
+        ),
+        (3, 64, 64),
+    ),
+    (
+        "CelebA conv VAE [32..256] z=128, batch 64 (N4)",
+        ExperimentConfig(
+            model="conv",
+            dataset="celeba",
+            latent="sampled",
+            latent_dim=128,
+            widths=(32, 64, 128, 256),
+            batch_size=64,
+            **{**_AE, "loss_terms": (("recon", 1.0), ("kl", 1.0))},
+        ),
+        (3, 64, 64),
+    ),
+    (
+        "CelebA conv AE [16..128] z=128, batch 64 (N7, N8)",
+        ExperimentConfig(
+            model="conv",
+            dataset="celeba",
+            latent="point",
+            latent_dim=128,
+            widths=(16, 32, 64, 128),
+            batch_size=64,
+            **_AE,
+        ),
+        (3, 64, 64),
+    ),
+    (
+        "CelebA conv AE [16..128] z=786, batch 32",
+        ExperimentConfig(
+            model="conv",
+            dataset="celeba",
+            latent="point",
+            latent_dim=786,
+            widths=(16, 32, 64, 128),
+            batch_size=32,
+            **_AE,
+        ),
+        (3, 64, 64),
+    ),
+    (
+        "FashionMNIST VQ-AE conv_map [32, 64], 7x7x64 map, batch 64 (N10)",
+        ExperimentConfig(
+            model="conv_map",
+            dataset="fashion_mnist",
+            latent="codebook",
+            latent_dim=64,
+            map_shape=(7, 7),
+            widths=(32, 64),
+            codebook_size=64,
+            codebook_decay=0.99,
+            batch_size=64,
+            **{**_AE, "loss_terms": (("recon", 1.0), ("pull", 0.1))},
+        ),
+        (1, 28, 28),
+    ),
+    (
+        "MNIST conv AE [32, 64] z=16, batch 64 (N8)",
+        ExperimentConfig(model="conv", latent="point", latent_dim=16, widths=(32, 64), batch_size=64, **_AE),
+        (1, 28, 28),
+    ),
 ]
 
 
@@ -77,10 +133,10 @@ def step_seconds_per_1000(config, shape, channels_last: bool, mkldnn: bool, thre
 
         batch = config.batch_size
         for start in range(0, 2 * batch, batch):
-            step(data[start:start + batch])
+            step(data[start : start + batch])
         started = time.perf_counter()
         for start in range(2 * batch, len(data), batch):
-            step(data[start:start + batch])
+            step(data[start : start + batch])
         return (time.perf_counter() - started) / images * 1000
     finally:
         torch.backends.mkldnn.set_flags(previous[0], None, None, None)
@@ -102,9 +158,11 @@ def main() -> None:
     onednn = (True, False) if args.full else (True,)
     settings = [(layout, dnn, n) for n, dnn, layout in itertools.product(threads, onednn, (False, True))]
     rounds, images = args.rounds, args.images
-    print(f"torch {torch.__version__}, {default_threads} threads by default, load average {os.getloadavg()[0]:.2f}; "
-          f"seconds per 1,000 training images (forward + backward + Adam), median of {rounds} interleaved rounds "
-          f"of {images} images")
+    print(
+        f"torch {torch.__version__}, {default_threads} threads by default, load average {os.getloadavg()[0]:.2f}; "
+        f"seconds per 1,000 training images (forward + backward + Adam), median of {rounds} interleaved rounds "
+        f"of {images} images"
+    )
     header = "".join(f"{settings_label(*s):>16}" for s in settings)
     print(f"{'model':68}{header}   best (x the first column)")
     for label, config, shape in MODELS:
@@ -114,8 +172,12 @@ def main() -> None:
                 times[s].append(step_seconds_per_1000(config, shape, *s, images=images))
         medians = {s: statistics.median(t) for s, t in times.items()}
         best = min(medians, key=medians.get)
-        print(f"{label:68}" + "".join(f"{medians[s]:16.2f}" for s in settings)
-              + f"   {settings_label(*best)} ({medians[settings[0]] / medians[best]:.2f}x)", flush=True)
+        print(
+            f"{label:68}"
+            + "".join(f"{medians[s]:16.2f}" for s in settings)
+            + f"   {settings_label(*best)} ({medians[settings[0]] / medians[best]:.2f}x)",
+            flush=True,
+        )
     torch.set_num_threads(default_threads)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 

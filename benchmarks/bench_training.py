@@ -24,6 +24,7 @@ the ratio to the baseline.
 
     .venv/bin/python benchmarks/bench_training.py [--rounds 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ TARGET_SPEED_UP = 3.0
 
 
 def config(epochs: int) -> ExperimentConfig:
-    return ExperimentConfig(model="kth", latent_dim=20, lr=0.02, weight_decay=1 / 60000,
-                            epochs=epochs, test_size=0, device="cpu")
+    return ExperimentConfig(
+        model="kth", latent_dim=20, lr=0.02, weight_decay=1 / 60000, epochs=epochs, test_size=0, device="cpu"
+    )
 
 
 def torchvision_root() -> str:
@@ -69,22 +71,26 @@ def torchvision_root() -> str:
 def _model_and_optimizer(fused: bool):
     cfg = config(1)
     model = build_model(cfg, (1, 28, 28))
-    optimizer = torch.optim.Adagrad(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                    **({"fused": True} if fused else {}))
+    optimizer = torch.optim.Adagrad(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **({"fused": True} if fused else {})
+    )
     return cfg, model, optimizer
 
 
 def _examples_loss(out, data):
     """pytorch/examples vae/main.py's loss: BCE of the sigmoid output plus KL, per image."""
     recon = torch.sigmoid(out["logits"])
-    return (F.binary_cross_entropy(recon, data.view(-1, 784), reduction="sum")
-            + kl_to_standard_normal(out["mu"], out["logvar"]).sum()) / len(data)
+    return (
+        F.binary_cross_entropy(recon, data.view(-1, 784), reduction="sum")
+        + kl_to_standard_normal(out["mu"], out["logvar"]).sum()
+    ) / len(data)
 
 
 def dataloader_epochs():
     """The baseline: torchvision's MNIST through a DataLoader, as pytorch/examples does it."""
-    dataset = torchvision.datasets.MNIST(torchvision_root(), train=True, download=True,
-                                         transform=torchvision.transforms.ToTensor())
+    dataset = torchvision.datasets.MNIST(
+        torchvision_root(), train=True, download=True, transform=torchvision.transforms.ToTensor()
+    )
     loader = DataLoader(dataset, batch_size=100, shuffle=True)
     _, model, optimizer = _model_and_optimizer(fused=False)
     while True:
@@ -117,14 +123,16 @@ def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush:
         sums, names = {}, None
         with flushing_denormals() if flush else contextlib.nullcontext():
             for start in range(0, n, batch):
-                index = permutation[start:start + batch]
+                index = permutation[start : start + batch]
                 xb = images[index] if bookkeeping != "new" else images.index_select(0, index)
                 out = model(xb)
                 if loss == "examples":
                     value = _examples_loss(out, xb)
                 elif bookkeeping == "none":
-                    value = (bernoulli_nll(out["logits"], xb.flatten(1)).mean()
-                             + kl_to_standard_normal(out["mu"], out["logvar"]).mean())
+                    value = (
+                        bernoulli_nll(out["logits"], xb.flatten(1)).mean()
+                        + kl_to_standard_normal(out["mu"], out["logvar"]).mean()
+                    )
                 else:
                     terms = (_old_loss_terms if bookkeeping == "old" else loss_terms)(xb, None, out, cfg)
                     value = terms["loss"]
@@ -165,18 +173,23 @@ def main() -> None:
         "DataLoader loop (baseline)": dataloader_epochs(),
         "+ in-memory index batches": in_memory_epochs(images, fused=False, loss="examples", bookkeeping="none"),
         "+ fused optimiser": in_memory_epochs(images, fused=True, loss="examples", bookkeeping="none"),
-        "+ BCE from logits (geovae's loss terms)": in_memory_epochs(images, fused=True, loss="geovae",
-                                                                    bookkeeping="none"),
+        "+ BCE from logits (geovae's loss terms)": in_memory_epochs(
+            images, fused=True, loss="geovae", bookkeeping="none"
+        ),
         "+ loop bookkeeping as before issue 11": in_memory_epochs(images, fused=True, loss="geovae", bookkeeping="old"),
-        "+ leaner bookkeeping (index_select, one sum)": in_memory_epochs(images, fused=True, loss="geovae",
-                                                                         bookkeeping="new"),
-        "+ subnormals flushed in every thread": in_memory_epochs(images, fused=True, loss="geovae",
-                                                                 bookkeeping="new", flush=True),
+        "+ leaner bookkeeping (index_select, one sum)": in_memory_epochs(
+            images, fused=True, loss="geovae", bookkeeping="new"
+        ),
+        "+ subnormals flushed in every thread": in_memory_epochs(
+            images, fused=True, loss="geovae", bookkeeping="new", flush=True
+        ),
         "geovae loop (all): geovae_core.train": geovae_epochs(),
     }
     load = os.getloadavg()[0]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f} at the start; "
-          f"{args.rounds} interleaved rounds of one epoch per row")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f} at the start; "
+        f"{args.rounds} interleaved rounds of one epoch per row"
+    )
     times = {label: [] for label in rows}
     for _ in range(args.rounds):
         for label, epochs in rows.items():
@@ -187,9 +200,11 @@ def main() -> None:
         median = statistics.median(values)
         print(f"{label:46}{median:9.2f}{base / median:11.1f}x   {' '.join(f'{t:.2f}' for t in values)}")
     ours = statistics.median(times["geovae loop (all): geovae_core.train"])
-    print(f"load average {os.getloadavg()[0]:.2f} at the end. geovae: {ours:.2f} s/epoch (target <= {TARGET_SECONDS}: "
-          f"{'met' if ours <= TARGET_SECONDS else 'NOT met'}), {base / ours:.1f}x the DataLoader loop "
-          f"(target >= {TARGET_SPEED_UP:.0f}x: {'met' if base / ours >= TARGET_SPEED_UP else 'NOT met'})")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} at the end. geovae: {ours:.2f} s/epoch (target <= {TARGET_SECONDS}: "
+        f"{'met' if ours <= TARGET_SECONDS else 'NOT met'}), {base / ours:.1f}x the DataLoader loop "
+        f"(target >= {TARGET_SPEED_UP:.0f}x: {'met' if base / ours >= TARGET_SPEED_UP else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

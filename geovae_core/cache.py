@@ -13,6 +13,7 @@ names one. With ``GEOVAE_DRY_RUN`` set, ``run`` checks a config without training
     python -m geovae_core.cache                  # one line per entry: current, stale or damaged
     python -m geovae_core.cache --remove-stale   # delete the stale and damaged ones
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,10 @@ import numbers
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -65,8 +67,11 @@ def syntax_dump(path: Path) -> str:
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
-    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str))
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 def _cache_path(config: ExperimentConfig, hooks=None) -> Path:
@@ -79,8 +84,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
-        progress: bool = True) -> Run:
+def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None, progress: bool = True) -> Run:
     """``train`` through the cache: a config this code trained before is loaded, not retrained.
 
     The entry is written atomically after the last epoch, so an interrupted or diverged run
@@ -94,16 +98,19 @@ def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
     try:
         check_writable(path.parent)
     except OSError as error:
-        raise CacheNotWritableError(f"{config.label()}: cannot write the cache folder {path.parent} "
-                                    f"({describe(error)}); set GEOVAE_CACHE to a writable folder") from None
+        raise CacheNotWritableError(
+            f"{config.label()}: cannot write the cache folder {path.parent} "
+            f"({describe(error)}); set GEOVAE_CACHE to a writable folder"
+        ) from None
     with _key_lock(path.parent, config):
         if path.is_file():
             try:
                 cached = _read(path, config)
             except Exception as error:
                 moved = set_aside(path, path.parent.parent / "damaged", f"{path.parent.name}-{path.name}")
-                _say(f"{config.label()}: cache entry {path} is damaged ({describe(error)}); "
-                     f"moved to {moved}, retraining")
+                _say(
+                    f"{config.label()}: cache entry {path} is damaged ({describe(error)}); moved to {moved}, retraining"
+                )
             else:
                 return _loaded(cached, path, progress)
         else:
@@ -131,8 +138,10 @@ def run_many(experiments: Mapping, progress: bool = True) -> dict:
 
     environment = {k: v for k, v in os.environ.items() if k.startswith("GEOVAE_") and k != SCHEDULER}
     with Client(address) as client:
-        futures = {name: client.submit(_run_on_worker, config, hooks, environment, pure=False)
-                   for name, (config, hooks) in pairs.items()}
+        futures = {
+            name: client.submit(_run_on_worker, config, hooks, environment, pure=False)
+            for name, (config, hooks) in pairs.items()
+        }
         trained = client.gather(futures)
     results = {}
     for name, (config, hooks) in pairs.items():
@@ -199,17 +208,23 @@ def _from_stale_entry(path: Path, config: ExperimentConfig, progress: bool) -> R
     newest = max(stale, key=lambda p: p.stat().st_mtime)
     was, now = _version(newest), path.stem
     if os.environ.get("GEOVAE_REUSE_STALE") != "1":
-        _say(f"{config.label()}: retraining: the cached entry was trained by code version {was}, "
-             f"this code is {now} (GEOVAE_REUSE_STALE=1 would load it)")
+        _say(
+            f"{config.label()}: retraining: the cached entry was trained by code version {was}, "
+            f"this code is {now} (GEOVAE_REUSE_STALE=1 would load it)"
+        )
         return None
     try:
         result = _read(newest, config)
     except Exception as error:
-        _say(f"{config.label()}: GEOVAE_REUSE_STALE=1, but the entry of code version {was} does not load "
-             f"({describe(error)}); retraining")
+        _say(
+            f"{config.label()}: GEOVAE_REUSE_STALE=1, but the entry of code version {was} does not load "
+            f"({describe(error)}); retraining"
+        )
         return None
-    _say(f"{config.label()}: GEOVAE_REUSE_STALE=1: loading the stale entry trained by code version {was}, "
-         f"this code is {now}")
+    _say(
+        f"{config.label()}: GEOVAE_REUSE_STALE=1: loading the stale entry trained by code version {was}, "
+        f"this code is {now}"
+    )
     return _loaded(result, newest, progress)
 
 
@@ -222,11 +237,15 @@ def _plain(value):
 
 def _entry(result: Run, hooks) -> dict:
     """What is saved: plain data only, so that ``torch.load(..., weights_only=True)`` reads it."""
-    return {"label": result.config.label(), "config": json.dumps(result.config.to_dict(), sort_keys=True),
-            "code_version": code_version(), "hooks": sorted(hooks or ()),
-            "history": [{k: _plain(v) for k, v in row.items()} for row in result.history],
-            "image_shape": list(result.image_shape),
-            "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()}}
+    return {
+        "label": result.config.label(),
+        "config": json.dumps(result.config.to_dict(), sort_keys=True),
+        "code_version": code_version(),
+        "hooks": sorted(hooks or ()),
+        "history": [{k: _plain(v) for k, v in row.items()} for row in result.history],
+        "image_shape": list(result.image_shape),
+        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+    }
 
 
 class Entry(NamedTuple):
@@ -278,26 +297,34 @@ def _age(seconds: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m geovae_core.cache",
-                                     description="List the result cache's entries: current (this code's), "
-                                                 "stale (another code version's) or damaged.")
+    parser = argparse.ArgumentParser(
+        prog="python -m geovae_core.cache",
+        description="List the result cache's entries: current (this code's), "
+        "stale (another code version's) or damaged.",
+    )
     parser.add_argument("--remove-stale", action="store_true", help="delete the stale and damaged entries")
     args = parser.parse_args(argv)
     found = entries()
     for e in found:
-        print(f"{e.state:8} {e.version:12} {_size(e.size):>9} {_age(e.age):>6}  {e.label}  "
-              f"{e.path.relative_to(cache_dir())}")
+        print(
+            f"{e.state:8} {e.version:12} {_size(e.size):>9} {_age(e.age):>6}  {e.label}  "
+            f"{e.path.relative_to(cache_dir())}"
+        )
     count = {state: [e for e in found if e.state == state] for state in ("current", "stale", "damaged")}
     total = {state: _size(sum(e.size for e in group)) for state, group in count.items()}
-    print(f"{len(found)} entries in {cache_dir()}: {len(count['current'])} current ({total['current']}), "
-          f"{len(count['stale'])} stale ({total['stale']}), {len(count['damaged'])} damaged "
-          f"({total['damaged']}); this code is version {code_version()}")
+    print(
+        f"{len(found)} entries in {cache_dir()}: {len(count['current'])} current ({total['current']}), "
+        f"{len(count['stale'])} stale ({total['stale']}), {len(count['damaged'])} damaged "
+        f"({total['damaged']}); this code is version {code_version()}"
+    )
     if args.remove_stale:
         removed = count["stale"] + count["damaged"]
         for e in removed:
             e.path.unlink()
-        print(f"removed {len(count['stale'])} stale and {len(count['damaged'])} damaged entries, "
-              f"freed {_size(sum(e.size for e in removed))}")
+        print(
+            f"removed {len(count['stale'])} stale and {len(count['damaged'])} damaged entries, "
+            f"freed {_size(sum(e.size for e in removed))}"
+        )
     return 0
 
 

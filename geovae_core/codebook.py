@@ -6,6 +6,7 @@ encoding in a pool).
 Codes are matched to one vector per image [B, D], or to every position of a feature map
 [B, C, H, W] with the channels as the vector (the VQ-VAE convention).
 """
+
 from __future__ import annotations
 
 import torch
@@ -61,9 +62,14 @@ def code_statistics(model, images: torch.Tensor) -> dict:
     out = model(images)
     size = model.codebook.size
     distinct = distinct_codes(model.codebook.codes, out["mu"])
-    return {"codes": size, "attracting": int(torch.bincount(out["indices"].flatten(), minlength=size).gt(0).sum()),
-            "usage": usage(out["indices"], size), "perplexity": perplexity(out["indices"], size),
-            "distinct": distinct, "distinct share": distinct / size}
+    return {
+        "codes": size,
+        "attracting": int(torch.bincount(out["indices"].flatten(), minlength=size).gt(0).sum()),
+        "usage": usage(out["indices"], size),
+        "perplexity": perplexity(out["indices"], size),
+        "distinct": distinct,
+        "distinct share": distinct / size,
+    }
 
 
 class Codebook(nn.Module):
@@ -105,7 +111,9 @@ class Codebook(nn.Module):
         """``indices`` (shape [B] or [B, H, W]), ``quantized`` (the codes, shaped like mu) and
         ``pull``, ||mu - c_k*||^2 per image (summed over the positions of a map)."""
         if self.training and not bool(self.initialised):
-            raise RuntimeError("the codebook is used in training before initialise(): the training loop sets it from the data")
+            raise RuntimeError(
+                "the codebook is used in training before initialise(): the training loop sets it from the data"
+            )
         vectors = as_vectors(mu)
         indices = nearest_codes(vectors.detach(), self.codes.detach())
         chosen = self.codes[indices]
@@ -115,8 +123,11 @@ class Codebook(nn.Module):
         if mu.dim() == 2:
             return {"indices": indices, "quantized": chosen, "pull": pull}
         b, c, h, w = mu.shape
-        return {"indices": indices.view(b, h, w), "pull": pull,
-                "quantized": chosen.view(b, h, w, c).permute(0, 3, 1, 2)}
+        return {
+            "indices": indices.view(b, h, w),
+            "pull": pull,
+            "quantized": chosen.view(b, h, w, c).permute(0, 3, 1, 2),
+        }
 
 
 class ClusterCentres(nn.Module):
@@ -151,4 +162,5 @@ def centre_step_hook() -> dict:
         before = previous.get("codes", model.codebook.initial)
         previous["codes"] = now
         return {"centre_step": float((now - before).norm(dim=1).mean())}
+
     return {"centre_step": hook}

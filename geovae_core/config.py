@@ -1,4 +1,5 @@
 """Experiment configs as plain, hashable data (CONTRIBUTING.md: "Configs are data")."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,7 @@ class ExperimentConfig:
     codebook_decay: float | None = None
     map_shape: tuple = ()
     pool_size: int = 0
-    init_from: "ExperimentConfig | None" = None
+    init_from: ExperimentConfig | None = None
     reinit: tuple = ()
     freeze: tuple = ()
 
@@ -63,8 +64,14 @@ class ExperimentConfig:
         from .models import ACTIVATIONS, ARCHITECTURES, LATENTS
         from .training import OPTIMIZERS
 
-        tables = {"model": ARCHITECTURES, "dataset": DATASETS, "latent": LATENTS, "activation": ACTIVATIONS,
-                  "likelihood": LIKELIHOODS, "optimizer": OPTIMIZERS}
+        tables = {
+            "model": ARCHITECTURES,
+            "dataset": DATASETS,
+            "latent": LATENTS,
+            "activation": ACTIVATIONS,
+            "likelihood": LIKELIHOODS,
+            "optimizer": OPTIMIZERS,
+        }
         checks = [(field, getattr(self, field), table) for field, table in tables.items()]
         checks += [("loss_terms", term, LOSS_TERMS) for term, _ in self.loss_terms]
         for field, value, table in checks:
@@ -75,7 +82,7 @@ class ExperimentConfig:
         if self.init_from is not None and not isinstance(self.init_from, ExperimentConfig):
             raise ParameterError(f"init_from: expected an ExperimentConfig, got {type(self.init_from).__name__}")
 
-    def replace(self, **changes) -> "ExperimentConfig":
+    def replace(self, **changes) -> ExperimentConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

@@ -6,6 +6,7 @@ criterion passes in every seed, **does not hold** when it passes in none, and is
 otherwise. The words the documents use ("smooth", "collapsed", "comparable", ...) are the
 named criteria below; every chapter uses these, and the results file stores them with each claim.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ class Criterion:
         return {**asdict(self), "text": self.describe()}
 
 
-def compared(measure: str, comparison: str = "<", threshold: float = 0.0,
-             why: str = "a strict comparison of two measured values") -> Criterion:
+def compared(
+    measure: str, comparison: str = "<", threshold: float = 0.0, why: str = "a strict comparison of two measured values"
+) -> Criterion:
     """An unnamed comparison, e.g. ``compared("CV(VAE) − CV(AE with KL)")``: the difference is below 0."""
     return Criterion("comparison", measure, comparison, threshold, why)
 
@@ -63,82 +65,160 @@ def decide(criterion: Criterion, per_seed: dict) -> tuple:
 
 
 SMOOTH = Criterion(
-    "smooth", "path unevenness (largest step between consecutive frames / mean step)", "<=", 2.0,
+    "smooth",
+    "path unevenness (largest step between consecutive frames / mean step)",
+    "<=",
+    2.0,
     "An evenly spaced path scores 1 and a path that changes in a single step scores its number of "
     "steps (9 for 10 frames). 2 allows one step twice the average, and no more: a jump of two "
-    "average steps is what the eye reads as a cut rather than a transition.")
+    "average steps is what the eye reads as a cut rather than a transition.",
+)
 
 BARELY_CHANGES = Criterion(
-    "barely changes", "RMS pixel change from the unperturbed output", "<", 0.02,
-    "2% of the pixel range, about five grey levels, is below what one sees in a 28 × 28 digit.")
+    "barely changes",
+    "RMS pixel change from the unperturbed output",
+    "<",
+    0.02,
+    "2% of the pixel range, about five grey levels, is below what one sees in a 28 × 28 digit.",
+)
 
 GOES_DARK = Criterion(
-    "degrades toward black", "mean intensity at the largest perturbation / at the smallest", "<=", 0.5,
+    "degrades toward black",
+    "mean intensity at the largest perturbation / at the smallest",
+    "<=",
+    0.5,
     "P: outputs 'may even collapse into merely pure black' (ratio 0); losing half the ink is well on "
-    "the way there, and a digit keeping more than half of its ink is not 'near-black'.")
+    "the way there, and a digit keeping more than half of its ink is not 'near-black'.",
+)
 
 RECOGNISED = Criterion(
-    "recognised", "the judge classifier's probability of its predicted class", ">=", 0.9,
+    "recognised",
+    "the judge classifier's probability of its predicted class",
+    ">=",
+    0.9,
     "The judge gives at least 0.9 to most real test images (the 'How we measure' page gives the "
-    "share); an image it reads that confidently is a clear instance of a class.")
+    "share); an image it reads that confidently is a clear instance of a class.",
+)
 
-MEANINGLESS = Criterion(
-    "meaningless", "the judge classifier's probability of its predicted class", "<", 0.5,
-    "Below 0.5 no class is more likely than all the others together: the judge cannot read the image.")
+UNREADABLE = Criterion(
+    "unreadable",
+    "the judge classifier's probability of its predicted class",
+    "<",
+    0.5,
+    "Below 0.5 no class is more likely than all the others together: the judge cannot read the image. "
+    "The converse does not hold: like most classifiers, the judge is confident on many images unlike "
+    "the data (see the 'How we measure' page), so a confident reading alone does not make an image meaningful.",
+)
+
+NOISE_LIKE = Criterion(
+    "noise-like",
+    "FD excess over the floor, as a ratio to that of pixel noise with the data's mean and spread",
+    ">=",
+    0.5,
+    "Half-way or further from the data than noise: to the judge's features the images are more like "
+    "noise than like the data. The judge's confidence cannot decide this, as it reads shuffled pixels "
+    "confidently.",
+)
 
 DIGIT_LIKE = Criterion(
-    "digit-like", "mean judge confidence of a set of outputs (with at least half the unperturbed ink)",
-    ">=", 0.8,
+    "digit-like",
+    "mean judge confidence of a set of outputs (with at least half the unperturbed ink)",
+    ">=",
+    0.8,
     "A set of outputs is digit-like when it keeps at least half of its ink (the opposite of "
     "'degrades toward black') and the judge reads it with a mean confidence of 0.8, which real "
-    "digits exceed by a wide margin while blobs and noise fall below it.")
+    "digits exceed by a wide margin while blobs and noise fall below it.",
+)
 
 MORPHS = Criterion(
-    "morphs into other digits", "share of outputs confidently (≥ 0.8) judged a digit other than the unperturbed one",
-    ">=", 0.2,
+    "morphs into other digits",
+    "share of outputs confidently (≥ 0.8) judged a digit other than the unperturbed one",
+    ">=",
+    0.2,
     "R: 'a tendency for the images to transform into other digits'; a fifth of the outputs is a "
-    "tendency, not a rare accident (a stable reading would leave this share near 0).")
+    "tendency, not a rare accident (a stable reading would leave this share near 0).",
+)
 
 COLLAPSED = Criterion(
-    "collapsed", "sample diversity (mean RMS distance between two samples / between two real test images)",
-    "<", 0.5,
-    "Samples half as diverse as the data repeat a few images; a collapsed model gives near 0 and a "
-    "healthy one near 1.")
+    "collapsed",
+    "sample diversity (mean RMS distance between two samples / between two real test images)",
+    "<",
+    0.5,
+    "Samples half as diverse as the data repeat a few images; a collapsed model gives near 0 and a healthy one near 1.",
+)
 
 COMPARABLE = Criterion(
-    "comparable", "ratio of the two values (for Fréchet distances: the excess over the real-data floor)",
-    "<=", 1.5,
+    "comparable",
+    "ratio of the two values (for Fréchet distances: the excess over the real-data floor)",
+    "<=",
+    1.5,
     "Within half again of the reference: closer than that, the difference is of the order of the "
-    "seed-to-seed spread and of the bootstrap intervals at the book's sample size.")
+    "seed-to-seed spread and of the bootstrap intervals at the book's sample size.",
+)
 
 FAR_WORSE = Criterion(
-    "far worse", "ratio of the two values (for Fréchet distances: the excess over the real-data floor)",
-    ">=", 2.0,
-    "At least twice as far from the data as the reference, well outside the seed-to-seed spread.")
+    "far worse",
+    "ratio of the two values (for Fréchet distances: the excess over the real-data floor)",
+    ">=",
+    2.0,
+    "At least twice as far from the data as the reference, well outside the seed-to-seed spread.",
+)
 
 FEW = Criterion(
-    "few", "share of the codebook that attracts at least one test encoding (usage)", "<=", 0.5,
-    "P: 'only a small number were properly utilized': at most half of the codes.")
+    "few",
+    "share of the codebook that attracts at least one test encoding (usage)",
+    "<=",
+    0.5,
+    "P: 'only a small number were properly utilized': at most half of the codes.",
+)
 
 DISTINCT_CODE = Criterion(
-    "distinct code", "distance to the nearest other code / median nearest-neighbour distance among test encodings",
-    ">=", 1.0,
+    "distinct code",
+    "distance to the nearest other code / median nearest-neighbour distance among test encodings",
+    ">=",
+    1.0,
     "Two codes closer to each other than a typical encoding is to its nearest neighbour cannot "
-    "separate any data: they count as one (collapsed) code.")
+    "separate any data: they count as one (collapsed) code.",
+)
 
 LEVELLED_OFF = Criterion(
-    "levelled off", "relative fall of the training loss over the last fifth of the epochs", "<=", 0.02,
+    "levelled off",
+    "relative fall of the training loss over the last fifth of the epochs",
+    "<=",
+    0.02,
     "Another fifth of the training would improve the loss by about 2% at most; a run still falling "
-    "faster than that had not converged, and a verdict resting on it is budget-limited.")
+    "faster than that had not converged, and a verdict resting on it is budget-limited.",
+)
 
 ALIKE = Criterion(
-    "alike", "RMS distance between two decoded images / median nearest-neighbour RMS distance among real test images",
-    "<", 1.0,
+    "alike",
+    "RMS distance between two decoded images / median nearest-neighbour RMS distance among real test images",
+    "<",
+    1.0,
     "Two outputs closer to each other than a typical real image is to its nearest neighbour in the data "
-    "are the same image up to noise.")
+    "are the same image up to noise.",
+)
 
-NAMED = {c.name: c for c in (SMOOTH, BARELY_CHANGES, GOES_DARK, RECOGNISED, MEANINGLESS, DIGIT_LIKE, MORPHS,
-                             COLLAPSED, COMPARABLE, FAR_WORSE, FEW, DISTINCT_CODE, ALIKE, LEVELLED_OFF)}
+NAMED = {
+    c.name: c
+    for c in (
+        SMOOTH,
+        BARELY_CHANGES,
+        GOES_DARK,
+        RECOGNISED,
+        UNREADABLE,
+        NOISE_LIKE,
+        DIGIT_LIKE,
+        MORPHS,
+        COLLAPSED,
+        COMPARABLE,
+        FAR_WORSE,
+        FEW,
+        DISTINCT_CODE,
+        ALIKE,
+        LEVELLED_OFF,
+    )
+}
 
 
 def loss_fall(history: list, key: str = "train_loss") -> float:
@@ -161,8 +241,10 @@ def digit_like(response: dict) -> list:
     the outputs are digit-like (``DIGIT_LIKE``): they keep at least half of the unperturbed
     ink (they have not gone ``GOES_DARK``) and the judge's mean confidence passes."""
     base = max(response["base_intensity"], 1e-12)
-    return [bool(not GOES_DARK.passes(ink / base) and DIGIT_LIKE.passes(confidence))
-            for ink, confidence in zip(response["mean_intensity"], response["confidence"])]
+    return [
+        bool(not GOES_DARK.passes(ink / base) and DIGIT_LIKE.passes(confidence))
+        for ink, confidence in zip(response["mean_intensity"], response["confidence"])
+    ]
 
 
 def digit_like_until(response: dict) -> float:

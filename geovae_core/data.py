@@ -15,6 +15,7 @@ the data root, the images are checked against it first. The decoded tensors are 
 ``$GEOVAE_CACHE/data`` with an atomic write: an interrupted run leaves nothing half-written
 behind, and a damaged file there is set aside in ``data/damaged/`` and decoded again.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,12 +41,10 @@ IDX_DATASETS = {
     "fashion_mnist": (
         torchvision.datasets.FashionMNIST,
         "FashionMNIST",
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CELEBA_SIZE = 64
 DATASETS = (*IDX_DATASETS, "cifar10", "celeba")
 
@@ -115,15 +114,16 @@ def _read_idx_gz(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as handle:
         raw = handle.read()
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _decode_idx(name: str, root: Path | None) -> dict:
     tv_class, folder, _ = IDX_DATASETS[name]
     files = [f for f, _ in tv_class.resources]
-    where = _locate(name, root, [f"{folder}/raw", folder, "."], files,
-                    lambda d: tv_class(root=d, train=True, download=True))
+    where = _locate(
+        name, root, [f"{folder}/raw", folder, "."], files, lambda d: tv_class(root=d, train=True, download=True)
+    )
     _verify(name, where, tv_class.resources)
     arrays = [_read_idx_gz(where / f) for f in files]
     return {
@@ -138,8 +138,9 @@ def _decode_cifar10(root: Path | None) -> dict:
     """torchvision's CIFAR-10 python batches: 5 training pickles and one test pickle."""
     tv = torchvision.datasets.CIFAR10
     checksums = tv.train_list + tv.test_list
-    where = _locate("cifar10", root, [tv.base_folder], [f for f, _ in checksums],
-                    lambda d: tv(root=d, train=True, download=True))
+    where = _locate(
+        "cifar10", root, [tv.base_folder], [f for f, _ in checksums], lambda d: tv(root=d, train=True, download=True)
+    )
     _verify("cifar10", where, checksums)
 
     def read(entries):
@@ -178,8 +179,11 @@ def _celeba_files(root: Path | None) -> tuple:
             partition_file = folder / "list_eval_partition.txt"
             if partition_file.is_file():
                 split = dict(line.split() for line in partition_file.read_text().splitlines() if line.strip())
-                return (images, [n for n in names if split.get(n, "0") == "0"],
-                        [n for n in names if split.get(n) in ("1", "2")])
+                return (
+                    images,
+                    [n for n in names if split.get(n, "0") == "0"],
+                    [n for n in names if split.get(n) in ("1", "2")],
+                )
             cut = len(names) - max(1, len(names) // 10)
             return images, names[:cut], names[cut:]
     raise DatasetNotFoundError(
@@ -212,8 +216,9 @@ def _check_md5sums(folder: Path, names, root: Path | None) -> None:
         for n in names:
             md5 = expected.get((folder / n).relative_to(sums_file.parent).as_posix())
             if md5 is not None and (found := _md5(folder / n)) != md5:
-                raise DatasetChecksumError(f"celeba: {folder / n} has md5 {found}, expected {md5} "
-                                           f"(from {sums_file}): the image is corrupted")
+                raise DatasetChecksumError(
+                    f"celeba: {folder / n} has md5 {found}, expected {md5} (from {sums_file}): the image is corrupted"
+                )
 
 
 def _decode_celeba(root: Path | None) -> dict:
@@ -229,13 +234,18 @@ def _decode_celeba(root: Path | None) -> dict:
                 with Image.open(folder / n) as image:
                     arrays.append(_center_square(image, CELEBA_SIZE))
             except (OSError, SyntaxError, ValueError) as error:  # PIL's errors for a corrupt or truncated file
-                raise DatasetChecksumError(f"celeba: {folder / n} cannot be decoded ({describe(error)}): "
-                                           f"the image is damaged") from None
+                raise DatasetChecksumError(
+                    f"celeba: {folder / n} cannot be decoded ({describe(error)}): the image is damaged"
+                ) from None
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
     train_x, test_x = read(train), read(test)
-    return {"train_images": train_x, "train_labels": torch.full((len(train_x),), -1),
-            "test_images": test_x, "test_labels": torch.full((len(test_x),), -1)}
+    return {
+        "train_images": train_x,
+        "train_labels": torch.full((len(train_x),), -1),
+        "test_images": test_x,
+        "test_labels": torch.full((len(test_x),), -1),
+    }
 
 
 def _cache_name(name: str, root: Path | None) -> str:
@@ -276,8 +286,11 @@ def _read_decoded(name: str, path: Path) -> dict | None:
         return {key: tensors[key] for key in ("train_images", "train_labels", "test_images", "test_labels")}
     except Exception as error:
         moved = set_aside(path, path.parent / "damaged")
-        print(f"{name}: decoded cache {path} is damaged ({describe(error)}); moved to {moved}, decoding again",
-              file=sys.stderr, flush=True)
+        print(
+            f"{name}: decoded cache {path} is damaged ({describe(error)}); moved to {moved}, decoding again",
+            file=sys.stderr,
+            flush=True,
+        )
         return None
 
 

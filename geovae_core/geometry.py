@@ -5,6 +5,7 @@ All vectorised over points: no Python loop over codes. Distances are exact: comp
 float64 after centring on the first set's mean, so codes far from the origin lose no precision
 (``torch.cdist``'s float32 matrix-product path does, from an offset of about 10^3).
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,9 @@ def cv_nnd(z: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def latent_cv_nnd(model, x: torch.Tensor, batches: int = 16, batch_size: int = 128,
-                  draws: int = 1000, seed: int = 0) -> dict:
+def latent_cv_nnd(
+    model, x: torch.Tensor, batches: int = 16, batch_size: int = 128, draws: int = 1000, seed: int = 0
+) -> dict:
     """P Fig 2b's measurement on test images x: the CV-NND of each of ``batches`` batches of
     ``batch_size`` codes, averaged, read two ways that compare like with like across models:
     ``cv_nnd_mu`` on the encoder's means mu, and ``cv_nnd_sampled`` on reparameterised codes
@@ -44,7 +46,7 @@ def latent_cv_nnd(model, x: torch.Tensor, batches: int = 16, batch_size: int = 1
     generator = torch.Generator(device=x.device).manual_seed(seed)
     on_mu, sampled = [], []
     for b in range(batches):
-        xb = x[b * batch_size:(b + 1) * batch_size]
+        xb = x[b * batch_size : (b + 1) * batch_size]
         if len(xb) < 2:
             break
         mu, logvar = model.encode(xb)
@@ -52,19 +54,22 @@ def latent_cv_nnd(model, x: torch.Tensor, batches: int = 16, batch_size: int = 1
         if logvar is not None:
             eps = torch.randn(draws, *mu.shape, generator=generator, device=mu.device)
             sampled.append(cv_nnd(mu + torch.exp(0.5 * logvar) * eps).mean())
-    return {"cv_nnd_mu": float(torch.stack(on_mu).mean()),
-            "cv_nnd_sampled": float(torch.stack(sampled).mean()) if sampled else float("nan")}
+    return {
+        "cv_nnd_mu": float(torch.stack(on_mu).mean()),
+        "cv_nnd_sampled": float(torch.stack(sampled).mean()) if sampled else float("nan"),
+    }
 
 
 def cv_nnd_hook(batches: int = 16, batch_size: int = 128, draws: int = 1000) -> dict:
     """A per-epoch hook (see ``cache.run``) recording ``latent_cv_nnd`` on the test set."""
+
     def hook(model, split):
         return latent_cv_nnd(model, split[2], batches, batch_size, draws)
+
     return {f"cv_nnd-{batches}x{batch_size}x{draws}": hook}
 
 
-def dynamic_latent_coverage(mu: torch.Tensor, prior: torch.Tensor, k_nn: int = 5,
-                            eta: float = 95.0) -> tuple:
+def dynamic_latent_coverage(mu: torch.Tensor, prior: torch.Tensor, k_nn: int = 5, eta: float = 95.0) -> tuple:
     """P Algorithm 1: tau is the eta-th percentile of the distances from each mu_i to its
     2nd..k_nn-th nearest other code (the closest is skipped); coverage is the share of prior
     samples whose nearest mu is closer than tau. Returns (coverage, tau)."""
@@ -91,8 +96,8 @@ def coverage_hook(size: int = 1000, k_nn: int = 5, eta: float = 95.0, seed: int 
         coverage, tau = dynamic_latent_coverage(mu, prior, k_nn, eta)
         first.setdefault("tau", tau)
         nearest = distances(prior, mu).min(dim=1).values
-        return {"coverage": coverage, "tau": tau,
-                "coverage_first_tau": float((nearest < first["tau"]).float().mean())}
+        return {"coverage": coverage, "tau": tau, "coverage_first_tau": float((nearest < first["tau"]).float().mean())}
+
     return {f"coverage-{size}-{k_nn}-{eta:g}-{seed}": hook}
 
 
@@ -135,7 +140,7 @@ def step_unevenness(path: torch.Tensor) -> float:
 def decode(model, z: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """``model.decode`` of codes [..., D] in chunks: images [..., C, H, W]."""
     flat = z.reshape(-1, z.shape[-1])
-    images = torch.cat([model.decode(flat[i:i + chunk]) for i in range(0, len(flat), chunk)])
+    images = torch.cat([model.decode(flat[i : i + chunk]) for i in range(0, len(flat), chunk)])
     return images.view(*z.shape[:-1], *images.shape[1:])
 
 
@@ -155,8 +160,14 @@ def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=No
     of its predicted class) and ``morphed`` (the share confidently, >= 0.8, judged another class
     than the unperturbed output)."""
     base = decode(model, codes)
-    out = {"magnitude": [float(m) for m in magnitudes], "base_intensity": float(base.mean()),
-           "rms_change": [], "mean_intensity": [], "confidence": [], "morphed": []}
+    out = {
+        "magnitude": [float(m) for m in magnitudes],
+        "base_intensity": float(base.mean()),
+        "rms_change": [],
+        "mean_intensity": [],
+        "confidence": [],
+        "morphed": [],
+    }
     base_class = judge(base).argmax(dim=1) if judge is not None else None
     for m in magnitudes:
         images = perturbation_paths(model, codes, dims, [m])[:, :, 0]
@@ -171,8 +182,7 @@ def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=No
 
 
 @torch.no_grad()
-def interpolation_measures(model, images: torch.Tensor, pairs: torch.Tensor, steps: int,
-                           pool: torch.Tensor) -> dict:
+def interpolation_measures(model, images: torch.Tensor, pairs: torch.Tensor, steps: int, pool: torch.Tensor) -> dict:
     """P Fig 11's measures over image ``pairs`` [P, 2] (indices into ``images``): the mean
     ``unevenness`` of the decoded latent interpolations and of the pixel cross-fades
     (1 - a) x1 + a x2, and how far their midpoints lie from the nearest image of ``pool``."""
@@ -182,10 +192,12 @@ def interpolation_measures(model, images: torch.Tensor, pairs: torch.Tensor, ste
     x1, x2 = images[pairs[:, 0]].unsqueeze(1), images[pairs[:, 1]].unsqueeze(1)
     fade = (1 - alpha.view(1, steps, 1, 1, 1)) * x1 + alpha.view(1, steps, 1, 1, 1) * x2
     middle = steps // 2
-    return {"unevenness": float(unevenness(latent).nanmean()),
-            "crossfade_unevenness": float(unevenness(fade).nanmean()),
-            "midpoint_distance": float(nearest_image_distance(latent[:, middle], pool).mean()),
-            "crossfade_midpoint_distance": float(nearest_image_distance(fade[:, middle], pool).mean())}
+    return {
+        "unevenness": float(unevenness(latent).nanmean()),
+        "crossfade_unevenness": float(unevenness(fade).nanmean()),
+        "midpoint_distance": float(nearest_image_distance(latent[:, middle], pool).mean()),
+        "crossfade_midpoint_distance": float(nearest_image_distance(fade[:, middle], pool).mean()),
+    }
 
 
 def nearest_image_distance(images: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
@@ -220,8 +232,9 @@ def _cache_umap_kernels() -> None:
                 kernel.enable_caching()
 
 
-def sample_map_fit(mu: torch.Tensor, logvar: torch.Tensor, samples: int, seed: int = 0,
-                   n_neighbors: int = 200, min_dist: float = 0.99) -> dict:
+def sample_map_fit(
+    mu: torch.Tensor, logvar: torch.Tensor, samples: int, seed: int = 0, n_neighbors: int = 200, min_dist: float = 0.99
+) -> dict:
     """P Fig 2a's sample-map-fit: draw ``samples`` points from each encoded Gaussian
     N(mu_i, sigma_i^2), map all of them to 3-D with one UMAP, and fit an ellipsoid to each
     Gaussian's projected cloud. Returns the clouds [n, samples, 3] and the ellipsoids.

@@ -1,5 +1,6 @@
 """Loss terms, each per sample (shape [B]) or, for R §3.1's centre terms, per centre
 (shape [K]); a config weights their means and sums them."""
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ Every autoencoder is an ``Autoencoder`` around an encoder and a decoder made of 
 blocks below: ``mlp`` for 28 x 28 x 1, ``conv_encoder``/``conv_decoder`` (stride-2
 convolutions and transposed convolutions) for 28 x 28, 32 x 32 and 64 x 64 images.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,17 +54,21 @@ def conv_encoder(image_shape: tuple, channels: tuple, out_features: int, activat
     """Stride-2 4x4 convolutions (each halves the side), then a linear layer to ``out_features``."""
     c, h, w = image_shape
     side_h, side_w = h >> len(channels), w >> len(channels)
-    return nn.Sequential(*_downsampling(c, channels, activation), nn.Flatten(),
-                         nn.Linear(channels[-1] * side_h * side_w, out_features))
+    return nn.Sequential(
+        *_downsampling(c, channels, activation), nn.Flatten(), nn.Linear(channels[-1] * side_h * side_w, out_features)
+    )
 
 
 def conv_decoder(latent_dim: int, channels: tuple, image_shape: tuple, activation: str) -> nn.Sequential:
     """The mirror of ``conv_encoder``: linear, then stride-2 transposed convolutions to pixel logits."""
     c, h, w = image_shape
     side_h, side_w = h >> len(channels), w >> len(channels)
-    return nn.Sequential(nn.Linear(latent_dim, channels[-1] * side_h * side_w), ACTIVATIONS[activation](),
-                         nn.Unflatten(1, (channels[-1], side_h, side_w)),
-                         *_upsampling(channels, c, activation))
+    return nn.Sequential(
+        nn.Linear(latent_dim, channels[-1] * side_h * side_w),
+        ACTIVATIONS[activation](),
+        nn.Unflatten(1, (channels[-1], side_h, side_w)),
+        *_upsampling(channels, c, activation),
+    )
 
 
 class Autoencoder(nn.Module):
@@ -81,9 +86,16 @@ class Autoencoder(nn.Module):
     A ``head`` (R §2.3's classifier) maps mu to class logits.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 image_shape: tuple, latent: str, codebook: Codebook | ClusterCentres | None = None,
-                 head: nn.Module | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        latent_dim: int,
+        image_shape: tuple,
+        latent: str,
+        codebook: Codebook | ClusterCentres | None = None,
+        head: nn.Module | None = None,
+    ):
         super().__init__()
         self.encoder, self.decoder, self.codebook, self.head = encoder, decoder, codebook, head
         self.latent_dim, self.image_shape, self.latent = latent_dim, tuple(image_shape), latent
@@ -105,7 +117,7 @@ class Autoencoder(nn.Module):
         mu, logvar = self.encode(x if pool is None else torch.cat([x, pool]))
         pool_codes = mu
         if pool is not None:
-            mu, pool_codes = mu[:len(x)], mu[len(x):]
+            mu, pool_codes = mu[: len(x)], mu[len(x) :]
         out = {"mu": mu, "logvar": logvar}
         if self.latent == "centres":
             out.update(self.codebook(pool_codes))
@@ -136,7 +148,7 @@ class Autoencoder(nn.Module):
         order = torch.randperm(len(images), generator=generator).to(images.device)
         vectors = []
         for start in range(0, len(images), chunk):
-            vectors.append(as_vectors(self.encode(images[order[start:start + chunk]])[0]))
+            vectors.append(as_vectors(self.encode(images[order[start : start + chunk]])[0]))
             if len(torch.unique(torch.cat(vectors), dim=0)) >= self.codebook.size:
                 break
         self.codebook.initialise(torch.cat(vectors), generator)
@@ -171,8 +183,7 @@ def _kth(config, image_shape):
     (A.2, AE: ``latent="point"``), and z-500(tanh)-784(sigmoid)."""
     d, h = math.prod(image_shape), config.hidden_dim
     latent_activation = "tanh" if config.latent == "point" else None
-    encoder = nn.Sequential(nn.Flatten(), mlp([d, h, _encoder_outputs(config)], config.activation,
-                                              latent_activation))
+    encoder = nn.Sequential(nn.Flatten(), mlp([d, h, _encoder_outputs(config)], config.activation, latent_activation))
     decoder = mlp([config.latent_dim, h, d], config.activation)
     return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent)
 
@@ -236,12 +247,17 @@ def _conv_map(config, image_shape):
     and a decoder that maps it back through transposed convolutions."""
     c, h, w = image_shape
     side_h, side_w = h >> len(config.widths), w >> len(config.widths)
-    encoder = nn.Sequential(*_downsampling(c, config.widths, config.activation),
-                            nn.Conv2d(config.widths[-1], config.latent_dim, 1),
-                            nn.AdaptiveAvgPool2d(tuple(config.map_shape)))
-    decoder = nn.Sequential(nn.Conv2d(config.latent_dim, config.widths[-1], 1), ACTIVATIONS[config.activation](),
-                            nn.Upsample(size=(side_h, side_w)),
-                            *_upsampling(config.widths, c, config.activation))
+    encoder = nn.Sequential(
+        *_downsampling(c, config.widths, config.activation),
+        nn.Conv2d(config.widths[-1], config.latent_dim, 1),
+        nn.AdaptiveAvgPool2d(tuple(config.map_shape)),
+    )
+    decoder = nn.Sequential(
+        nn.Conv2d(config.latent_dim, config.widths[-1], 1),
+        ACTIVATIONS[config.activation](),
+        nn.Upsample(size=(side_h, side_w)),
+        *_upsampling(config.widths, c, config.activation),
+    )
     return Autoencoder(encoder, decoder, config.latent_dim, image_shape, config.latent, _codebook(config))
 
 
@@ -253,8 +269,15 @@ def _mlp_classifier(config, image_shape):
     return Classifier(features, config.latent_dim, n_classes=10)
 
 
-ARCHITECTURES = {"kth": _kth, "mlp": _mlp, "conv": _conv, "resmlp": _resmlp, "conv_map": _conv_map,
-                 "mlp_classifier": _mlp_classifier, "classifier_ae": _classifier_ae}
+ARCHITECTURES = {
+    "kth": _kth,
+    "mlp": _mlp,
+    "conv": _conv,
+    "resmlp": _resmlp,
+    "conv_map": _conv_map,
+    "mlp_classifier": _mlp_classifier,
+    "classifier_ae": _classifier_ae,
+}
 
 
 def build_model(config, image_shape: tuple) -> nn.Module:

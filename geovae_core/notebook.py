@@ -9,6 +9,7 @@ A chapter executed for the book (the runner sets ``results.BOOK_RUN``) glues its
 without showing them twice; run anywhere else (JupyterLab, papermill by hand, nbval) it
 also shows each figure where it is made.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,7 @@ def style() -> None:
     import seaborn as sns
 
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.85)
-    matplotlib.rcParams.update({"figure.dpi": DPI, "savefig.dpi": DPI, "axes.titlesize": 10,
-                                "image.cmap": "gray"})
+    matplotlib.rcParams.update({"figure.dpi": DPI, "savefig.dpi": DPI, "axes.titlesize": 10, "image.cmap": "gray"})
 
 
 def book_run() -> bool:
@@ -78,19 +78,30 @@ class Chapter:
         P, notebook = self.parameters_, self.chapter.notebook
         given = "".join(f" -p {k} {_cli(P.values[k])}" for k in sorted(P.explicit))
         main = ", ".join(f"`{k}` = `{P.values[k]}`" for k in settings_of(self.chapter.id).main if k in P.values)
-        return "\n".join([
-            ":::{admonition} Run this chapter", ":class: tip", "",
-            "```bash", f"papermill notebooks/{notebook}.ipynb out.ipynb -p profile {P.profile}{given}", "```", "",
-            f"Main knobs here: {main}; every knob is in the table above (`-p name value` sets one).",
-            f"Or rebuild this page for the book: `python -m geovae_core.runner --only {self.chapter.id} --force`.",
-            f"{{download}}`Download the source notebook <../notebooks/{notebook}.ipynb>`", ":::"])
+        return "\n".join(
+            [
+                ":::{admonition} Run this chapter",
+                ":class: tip",
+                "",
+                "```bash",
+                f"papermill notebooks/{notebook}.ipynb out.ipynb -p profile {P.profile}{given}",
+                "```",
+                "",
+                f"Main knobs here: {main}; every knob is in the table above (`-p name value` sets one).",
+                f"Or rebuild this page for the book: `python -m geovae_core.runner --only {self.chapter.id} --force`.",
+                f"{{download}}`Download the source notebook <../notebooks/{notebook}.ipynb>`",
+                ":::",
+            ]
+        )
 
     def settings(self, rows, *documents: str) -> None:
         """Show the "document's setting / ours" table: rows of (setting, each document's, ours);
         ``documents`` name the documents' columns (P by default)."""
         documents = documents or ("P",)
-        lines = ["| setting | " + " | ".join(documents) + f" | this run ({self.parameters_.profile}) |",
-                 "|---" * (len(documents) + 2) + "|"]
+        lines = [
+            "| setting | " + " | ".join(documents) + f" | this run ({self.parameters_.profile}) |",
+            "|---" * (len(documents) + 2) + "|",
+        ]
         lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in rows]
         _display(_markdown("\n".join(lines)))
 
@@ -113,12 +124,15 @@ class Chapter:
         path = save_results(self.chapter, self.parameters_, claims, numbers, list(runs), wall)
         records = {r.config.key(): r for r in runs}.values()
         trained = sum(sum(row.get("seconds", 0.0) for row in r.history) for r in records)
-        compute = (f"profile `{self.parameters_.profile}`, seeds `{self.parameters_.values.get('seeds', '—')}`, "
-                   f"{len(records)} trained runs ({sum(not r.from_cache for r in records)} trained in this "
-                   f"execution), {trained:,.0f} s of training, {wall:,.0f} s of wall time, device "
-                   f"`{self.parameters_.values.get('device', 'cpu')}`")
-        numbers.update({f"{cid}_profile": self.parameters_.profile, f"{cid}_seconds": round(wall, 1),
-                        f"{cid}_compute": compute})
+        compute = (
+            f"profile `{self.parameters_.profile}`, seeds `{self.parameters_.values.get('seeds', '—')}`, "
+            f"{len(records)} trained runs ({sum(not r.from_cache for r in records)} trained in this "
+            f"execution), {trained:,.0f} s of training, {wall:,.0f} s of wall time, device "
+            f"`{self.parameters_.values.get('device', 'cpu')}`"
+        )
+        numbers.update(
+            {f"{cid}_profile": self.parameters_.profile, f"{cid}_seconds": round(wall, 1), f"{cid}_compute": compute}
+        )
         for key, value in numbers.items():
             glue(key, value)
         glue(f"{cid}_verdicts", _markdown(verdict_list(claims)))
@@ -148,16 +162,21 @@ def claims_markdown(claims: list, budget: str = "") -> str:
     for c in claims:
         figure = f"{{ref}}`{c.figure} <{c.figure_label}>`" if c.figure_label else c.figure
         seeds = ", ".join(f"seed {k}: {_short(v)}" for k, v in c.per_seed.items()) or "—"
-        lines = [f"**{figure}: {c.statement}** → **{c.summary()}**", "",
-                 f"- The document: {c.document_says}",
-                 f"- Criterion ({c.criterion.name}): {c.criterion.describe()}. Why: {c.criterion.why}",
-                 f"- Per seed: {seeds}"]
+        lines = [
+            f"**{figure}: {c.statement}** → **{c.summary()}**",
+            "",
+            f"- The document: {c.document_says}",
+            f"- Criterion ({c.criterion.name}): {c.criterion.describe()}. Why: {c.criterion.why}",
+            f"- Per seed: {seeds}",
+        ]
         if c.measured or c.reason:
             lines.append(f"- Also measured: {c.measured}" if c.measured else f"- Not measured: {c.reason}")
         if c.not_levelled and c.per_seed:
-            lines.append(f"- Budget-limited: {len(c.not_levelled)} of {len({r.config.key() for r in c.runs})} runs "
-                         f"behind it had not levelled off (their training loss still fell by more than 2% over the "
-                         f"last fifth of the epochs); more epochs would settle it{budget}.")
+            lines.append(
+                f"- Budget-limited: {len(c.not_levelled)} of {len({r.config.key() for r in c.runs})} runs "
+                f"behind it had not levelled off (their training loss still fell by more than 2% over the "
+                f"last fifth of the epochs); more epochs would settle it{budget}."
+            )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -1,4 +1,5 @@
 """Plotting helpers shared by the notebooks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ def image_grid(images: torch.Tensor, ncol: int, pad: int = 1) -> np.ndarray:
     grid = torch.ones(c, nrow * (h + pad) - pad, ncol * (w + pad) - pad)
     for i in range(n):
         r, q = divmod(i, ncol)
-        grid[:, r * (h + pad): r * (h + pad) + h, q * (w + pad): q * (w + pad) + w] = images[i]
+        grid[:, r * (h + pad) : r * (h + pad) + h, q * (w + pad) : q * (w + pad) + w] = images[i]
     array = grid.permute(1, 2, 0).numpy()
     return array[..., 0] if c == 1 else array
 
@@ -32,8 +33,7 @@ def panel_grid(n: int, ncols: int = 3, size: tuple = (3.2, 2.6), **kwargs):
     import matplotlib.pyplot as plt
 
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                             squeeze=False, **kwargs)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **kwargs)
     axes = axes.ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -52,8 +52,9 @@ def draw_ellipsoid(ax, centre, radii, axes, color, alpha: float = 0.25, resoluti
     u, v = np.meshgrid(np.linspace(0, 2 * np.pi, resolution), np.linspace(0, np.pi, resolution))
     sphere = np.stack([np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v)], axis=-1)
     surface = (sphere * radii.numpy()) @ axes.numpy().T + centre.numpy()
-    ax.plot_surface(surface[..., 0], surface[..., 1], surface[..., 2], color=color, alpha=alpha,
-                    linewidth=0, shade=True)
+    ax.plot_surface(
+        surface[..., 0], surface[..., 1], surface[..., 2], color=color, alpha=alpha, linewidth=0, shade=True
+    )
 
 
 def diagram_box(ax, xy, text, colour, width: float = 1.6, height: float = 0.7) -> None:
@@ -64,19 +65,22 @@ def diagram_box(ax, xy, text, colour, width: float = 1.6, height: float = 0.7) -
     ax.text(xy[0] + width / 2, xy[1] + height / 2, text, ha="center", va="center", fontsize=9)
 
 
-def diagram_arrow(ax, start, end, style: str = "-|>", colour: str = "0.2", text: str | None = None,
-                  dashed: bool = False) -> None:
+def diagram_arrow(
+    ax, start, end, style: str = "-|>", colour: str = "0.2", text: str | None = None, dashed: bool = False
+) -> None:
     """An arrow from ``start`` to ``end``, optionally labelled at its middle."""
     from matplotlib.patches import FancyArrowPatch
 
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12, color=colour,
-                                 linestyle="--" if dashed else "-"))
+    ax.add_patch(
+        FancyArrowPatch(
+            start, end, arrowstyle=style, mutation_scale=12, color=colour, linestyle="--" if dashed else "-"
+        )
+    )
     if text:
         ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center", fontsize=8, color=colour)
 
 
-def captioned_images(images: torch.Tensor, captions, nrows: int = 2, title: str | None = None,
-                     size: float = 1.0):
+def captioned_images(images: torch.Tensor, captions, nrows: int = 2, title: str | None = None, size: float = 1.0):
     """One small panel per image [N, C, H, W] in [0, 1], each with its caption above, in
     ``nrows`` rows (decoded codebooks: P Fig 8, R Fig 3.5). Returns the figure."""
     import matplotlib.pyplot as plt
@@ -109,9 +113,18 @@ def claims_figure(claims, ncols: int = 3):
     for ax, claim in zip(axes, shown):
         frame = pd.DataFrame({"seed": [str(s) for s in claim.per_seed], "value": list(claim.per_seed.values())})
         frame["passes"] = [("passes" if claim.criterion.passes(v) else "fails") for v in frame["value"]]
-        sns.stripplot(data=frame, x="seed", y="value", hue="passes", hue_order=["passes", "fails"],
-                      palette={"passes": "tab:green", "fails": "tab:red"}, size=8, jitter=False, ax=ax,
-                      legend=False)
+        sns.stripplot(
+            data=frame,
+            x="seed",
+            y="value",
+            hue="passes",
+            hue_order=["passes", "fails"],
+            palette={"passes": "tab:green", "fails": "tab:red"},
+            size=8,
+            jitter=False,
+            ax=ax,
+            legend=False,
+        )
         threshold, comparison = claim.criterion.threshold, claim.criterion.comparison
         ax.axhline(threshold, color="0.3", ls="--", lw=1)
         low, high = ax.get_ylim()

@@ -5,6 +5,7 @@ A chapter executed for the book (by the runner, which sets ``GEOVAE_BOOK_RUN``) 
 writes ``<results>/runs/<notebook>-<profile>-<parameters hash>.json``, so a hand run never
 changes what the book's ledger shows.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,20 +60,30 @@ class Claim:
         return sorted({r.config.label() for r in self.runs if not levelled_off(r.history)})
 
     def summary(self) -> str:
-        """"holds (3 of 3 seeds)", with "budget-limited" when a run behind it had not levelled off."""
+        """ "holds (3 of 3 seeds)", with "budget-limited" when a run behind it had not levelled off."""
         verdict, passing, n = self.decision
         text = verdict if n == 0 else f"{verdict} ({passing} of {n} seed{'s' if n != 1 else ''})"
         return text + (", budget-limited" if self.not_levelled and n else "")
 
     def as_dict(self) -> dict:
         verdict, passing, n = self.decision
-        return {"id": self.id, "figure": self.figure, "figure_label": self.figure_label,
-                "statement": self.statement, "document_says": self.document_says,
-                "criterion": self.criterion.as_dict(),
-                "per_seed": {str(k): _number(v) for k, v in self.per_seed.items()},
-                "verdict": verdict, "seeds_passing": passing, "seeds": n,
-                "budget_limited": bool(self.not_levelled and n), "not_levelled": self.not_levelled,
-                "measured": self.measured, "reason": self.reason, "values": self.values}
+        return {
+            "id": self.id,
+            "figure": self.figure,
+            "figure_label": self.figure_label,
+            "statement": self.statement,
+            "document_says": self.document_says,
+            "criterion": self.criterion.as_dict(),
+            "per_seed": {str(k): _number(v) for k, v in self.per_seed.items()},
+            "verdict": verdict,
+            "seeds_passing": passing,
+            "seeds": n,
+            "budget_limited": bool(self.not_levelled and n),
+            "not_levelled": self.not_levelled,
+            "measured": self.measured,
+            "reason": self.reason,
+            "values": self.values,
+        }
 
 
 def _number(value):
@@ -83,11 +94,16 @@ def _number(value):
 def run_record(run) -> dict:
     """What the results file keeps of a trained run: label, length, loss and convergence."""
     history = run.history
-    return {"label": run.config.label(), "key": run.config.key(), "epochs": len(history),
-            "final_train_loss": history[-1].get("train_loss") if history else None,
-            "loss_fall": _number(loss_fall(history)), "levelled_off": levelled_off(history),
-            "seconds": round(sum(row.get("seconds", 0.0) for row in history), 1),
-            "from_cache": run.from_cache}
+    return {
+        "label": run.config.label(),
+        "key": run.config.key(),
+        "epochs": len(history),
+        "final_train_loss": history[-1].get("train_loss") if history else None,
+        "loss_fall": _number(loss_fall(history)),
+        "levelled_off": levelled_off(history),
+        "seconds": round(sum(row.get("seconds", 0.0) for row in history), 1),
+        "from_cache": run.from_cache,
+    }
 
 
 def results_path(notebook: str, parameters) -> Path:
@@ -104,17 +120,25 @@ def save_results(chapter, parameters, claims: list, numbers: dict, runs: list, w
     unique = {r.config.key(): r for r in runs}.values()
     records = [run_record(r) for r in unique]
     payload = {
-        "notebook": chapter.notebook, "chapter": chapter.id, "title": chapter.title,
-        "profile": parameters.profile, "parameters": parameters.as_dict(),
+        "notebook": chapter.notebook,
+        "chapter": chapter.id,
+        "title": chapter.title,
+        "profile": parameters.profile,
+        "parameters": parameters.as_dict(),
         "explicit": sorted(parameters.explicit),
         "claims": [c.as_dict() for c in claims],
         "numbers": numbers,
         "runs": records,
-        "compute": {"profile": parameters.profile, "seeds": parameters.values.get("seeds"),
-                    "runs": len(records), "trained_seconds": round(sum(r["seconds"] for r in records), 1),
-                    "wall_seconds": round(wall_seconds, 1),
-                    "device": parameters.values.get("device", "cpu"), "torch": torch.__version__,
-                    "python": platform.python_version()},
+        "compute": {
+            "profile": parameters.profile,
+            "seeds": parameters.values.get("seeds"),
+            "runs": len(records),
+            "trained_seconds": round(sum(r["seconds"] for r in records), 1),
+            "wall_seconds": round(wall_seconds, 1),
+            "device": parameters.values.get("device", "cpu"),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
         "book": bool(os.environ.get(BOOK_RUN)),
     }
     path = results_path(chapter.notebook, parameters)
@@ -176,8 +200,10 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
     lines = []
     for name, row in ledger_counts(results).items():
         parts = ", ".join(f"**{row[v]}** {v}" for v in VERDICT_ORDER if row[v])
-        lines.append(f"- profile `{name}`{' (this book)' if name == profile else ''}: {row['claims']} claims: "
-                     f"{parts}; {row['budget-limited']} budget-limited.")
+        lines.append(
+            f"- profile `{name}`{' (this book)' if name == profile else ''}: {row['claims']} claims: "
+            f"{parts}; {row['budget-limited']} budget-limited."
+        )
     for problem in problems:
         lines.append(f"- ⚠️ {problem}")
     for result in results:
@@ -188,20 +214,33 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
             lines.append(f"⚠️ Built with profile `{result['profile']}`, not this book's `{profile}`.\n")
         compute = result.get("compute", {})
         if compute:
-            lines.append(f"Compute: profile `{compute.get('profile')}`, seeds `{compute.get('seeds')}`, "
-                         f"{compute.get('runs')} trained runs, {compute.get('trained_seconds', 0):,.0f} s of "
-                         f"training, {compute.get('wall_seconds', 0):,.0f} s of wall time, device "
-                         f"`{compute.get('device')}`.")
+            lines.append(
+                f"Compute: profile `{compute.get('profile')}`, seeds `{compute.get('seeds')}`, "
+                f"{compute.get('runs')} trained runs, {compute.get('trained_seconds', 0):,.0f} s of "
+                f"training, {compute.get('wall_seconds', 0):,.0f} s of wall time, device "
+                f"`{compute.get('device')}`."
+            )
         given = result.get("explicit") or []
-        lines.append("Parameters given: " + (", ".join(f"`{k}` = `{result['parameters'].get(k)}`" for k in given)
-                                             if given else f"none (every knob from the `{result['profile']}` profile)")
-                     + ".\n")
+        lines.append(
+            "Parameters given: "
+            + (
+                ", ".join(f"`{k}` = `{result['parameters'].get(k)}`" for k in given)
+                if given
+                else f"none (every knob from the `{result['profile']}` profile)"
+            )
+            + ".\n"
+        )
         lines += ["| figure | claim | criterion | per seed | verdict |", "|---|---|---|---|---|"]
         for claim in result["claims"]:
             label, figure = claim.get("figure_label"), claim.get("figure", "")
             figure = f"{{ref}}`{figure} <{label}>`" if label else figure
-            seeds = ", ".join(f"{k}: {v:.3g}" if isinstance(v, (int, float)) else f"{k}: —"
-                              for k, v in (claim.get("per_seed") or {}).items()) or "—"
+            seeds = (
+                ", ".join(
+                    f"{k}: {v:.3g}" if isinstance(v, (int, float)) else f"{k}: —"
+                    for k, v in (claim.get("per_seed") or {}).items()
+                )
+                or "—"
+            )
             verdict = claim["verdict"]
             if claim.get("seeds"):
                 verdict += f" ({claim.get('seeds_passing')} of {claim['seeds']})"
@@ -209,6 +248,7 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
                 verdict += ", budget-limited"
             criterion = (claim.get("criterion") or {}).get("text", "")
             statement = claim["statement"] + (f" *{claim['reason']}*" if claim.get("reason") else "")
-            lines.append("| " + " | ".join(_cell(x) for x in (figure, statement, criterion, seeds, f"**{verdict}**"))
-                         + " |")
+            lines.append(
+                "| " + " | ".join(_cell(x) for x in (figure, statement, criterion, seeds, f"**{verdict}**")) + " |"
+            )
     return "\n".join(lines)

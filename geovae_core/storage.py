@@ -5,6 +5,7 @@ Files are created with mode ``0o666 & ~umask`` (group-readable under the usual u
 the next write into its folder once it is stale: untouched for ``STALE_TEMP_SECONDS`` and
 its writer's pid (in its name) not running on this machine. A live writer's file is kept.
 """
+
 from __future__ import annotations
 
 import datetime

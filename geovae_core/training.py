@@ -5,6 +5,7 @@ the config's loss terms and the same terms on the test set, then whatever the ho
 The steps run with subnormal floats flushed to zero (``flushing_denormals``), which changes
 no loss; ``benchmarks/bench_training.py`` credits each speed-up of the loop.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,9 +16,9 @@ import numbers
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 from tqdm.auto import tqdm as tqdm_auto
@@ -65,7 +66,7 @@ def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     model.eval()
     sums, n = {}, 0
     for start in range(0, len(x), chunk):
-        xb, yb = x[start:start + chunk], y[start:start + chunk]
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
         for name, value in loss_terms(xb, yb, model(xb), config).items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(xb)
         n += len(xb)
@@ -73,8 +74,7 @@ def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     return {name: total / n for name, total in sums.items()}
 
 
-def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None,
-          progress: bool = True) -> Run:
+def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None, progress: bool = True) -> Run:
     """Train ``config`` from scratch (seeded); raise TrainingDivergedError on a NaN/inf loss,
     and at the end on a NaN/inf weight or recorded metric."""
     torch.manual_seed(config.seed)
@@ -98,7 +98,7 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
         permutation = torch.randperm(n, generator=order).to(config.device)
         with flushing_denormals(config.device == "cpu"):
             for start in range(0, n, batch):
-                index = permutation[start:start + batch]
+                index = permutation[start : start + batch]
                 xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
                 if config.pool_size:
                     drawn = torch.randint(n, (config.pool_size,), generator=order).to(config.device)
@@ -108,8 +108,9 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
                 terms = loss_terms(xb, yb, out, config)
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
-                    raise TrainingDivergedError(f"{config.label()}: loss became {float(loss.detach())} "
-                                                f"in epoch {epoch}; nothing was cached")
+                    raise TrainingDivergedError(
+                        f"{config.label()}: loss became {float(loss.detach())} in epoch {epoch}; nothing was cached"
+                    )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -130,8 +131,10 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
                 row.update(hook(model, split))
             model.train()
         history.append(row)
-        bar.set_postfix_str(f"train {row['train_loss']:.2f}" +
-                            (f" test {row['test_loss']:.2f}" if "test_loss" in row else ""), refresh=False)
+        bar.set_postfix_str(
+            f"train {row['train_loss']:.2f}" + (f" test {row['test_loss']:.2f}" if "test_loss" in row else ""),
+            refresh=False,
+        )
     bar.close()
     model.eval()
     _check_finite(config, model, history)
@@ -187,12 +190,15 @@ def _in_openmp_threads(function) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _libgomp():
     """The libgomp PyTorch already loaded (its wheel's own copy, or the system's), or None."""
     here = Path(torch.__file__).parent
-    candidates = [*sorted((here / "lib").glob("libgomp*.so*")),
-                  *sorted((here.parent / "torch.libs").glob("libgomp*.so*")), Path("libgomp.so.1")]
+    candidates = [
+        *sorted((here / "lib").glob("libgomp*.so*")),
+        *sorted((here.parent / "torch.libs").glob("libgomp*.so*")),
+        Path("libgomp.so.1"),
+    ]
     for path in candidates:
         try:
             library = ctypes.CDLL(str(path), mode=os.RTLD_NOLOAD | os.RTLD_LOCAL)
@@ -224,8 +230,9 @@ def progress_bar(iterable, description: str, enabled: bool = True):
     under papermill, nbval and in logs (``GEOVAE_PLAIN_PROGRESS`` or ``GEOVAE_BOOK_RUN`` set, or
     a papermill parameters cell in the kernel's history)."""
     if plain_progress():
-        return tqdm_std(iterable, desc=description, disable=not enabled, file=sys.stdout, ncols=100,
-                        mininterval=5.0, ascii=True)
+        return tqdm_std(
+            iterable, desc=description, disable=not enabled, file=sys.stdout, ncols=100, mininterval=5.0, ascii=True
+        )
     return tqdm_auto(iterable, desc=description, disable=not enabled, mininterval=1.0)
 
 
@@ -243,18 +250,25 @@ def plain_progress() -> bool:
 
 def _check_finite(config: ExperimentConfig, model: torch.nn.Module, history: list) -> None:
     """Raise TrainingDivergedError naming the NaN/inf weight tensors and recorded metrics."""
-    bad = [f"weight {name}" for name, value in model.state_dict().items()
-           if value.is_floating_point() and not bool(torch.isfinite(value).all())]
-    bad += [f"{key} of epoch {row['epoch']}" for row in history for key, value in row.items()
-            if isinstance(value, numbers.Real) and not math.isfinite(value)]
+    bad = [
+        f"weight {name}"
+        for name, value in model.state_dict().items()
+        if value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    bad += [
+        f"{key} of epoch {row['epoch']}"
+        for row in history
+        for key, value in row.items()
+        if isinstance(value, numbers.Real) and not math.isfinite(value)
+    ]
     if bad:
         more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
-        raise TrainingDivergedError(f"{config.label()}: {', '.join(bad[:4])}{more} not finite after training; "
-                                    f"nothing was cached")
+        raise TrainingDivergedError(
+            f"{config.label()}: {', '.join(bad[:4])}{more} not finite after training; nothing was cached"
+        )
 
 
-def select_step_size(config: ExperimentConfig, candidates, epochs: int, train_size: int | None,
-                     progress: bool = True):
+def select_step_size(config: ExperimentConfig, candidates, epochs: int, train_size: int | None, progress: bool = True):
     """K's step-size search: train ``epochs`` epochs with each candidate and keep the one
     with the lowest final training loss. Returns (best, {candidate: final loss or inf})."""
     from .cache import run  # cache imports this module

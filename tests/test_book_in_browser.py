@@ -202,7 +202,8 @@ def smoke_book(tmp_path_factory):
             note(f"dry run: {line}")
     if dry.returncode != 0:
         pytest.fail(
-            f"the paper profile's dry run failed (exit {dry.returncode}):\n{_tail(dry.stdout, 20)}\n{_tail(dry.stderr)}",
+            f"the paper profile's dry run failed (exit {dry.returncode}):\n"
+            f"{_tail(dry.stdout, 20)}\n{_tail(dry.stderr)}",
             pytrace=False,
         )
 

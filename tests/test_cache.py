@@ -1,5 +1,6 @@
 """The result cache, tested as the failures a user meets: a damaged or stale entry, a code
 change, an unwritable cache, a NaN at the last step, two processes on one config."""
+
 import math
 import os
 import shutil
@@ -19,8 +20,9 @@ from geovae_core import CacheNotWritableError, ExperimentConfig, TrainingDiverge
 from geovae_core.storage import STALE_TEMP_SECONDS, atomic_json_save, atomic_torch_save
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = ExperimentConfig(model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400,
-                        test_size=100, lr=0.02, weight_decay=1 / 400)
+TINY = ExperimentConfig(
+    model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400, test_size=100, lr=0.02, weight_decay=1 / 400
+)
 
 
 @pytest.fixture
@@ -59,6 +61,7 @@ def test_an_entry_is_plain_data_under_its_key_and_code_version(runs):
 
 # --- damaged entries ---------------------------------------------------------------------
 
+
 def _truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -83,9 +86,16 @@ def _wrong_shapes(path):
     atomic_torch_save(entry, path)
 
 
-@pytest.mark.parametrize("damage, reason", [(_truncate, "BadZipFile"), (_garbage, "BadZipFile"),
-                                            (_empty, "BadZipFile"), (_flip_a_weight_byte, "CRC-32 mismatch"),
-                                            (_wrong_shapes, "Error(s) in loading state_dict")])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (_truncate, "BadZipFile"),
+        (_garbage, "BadZipFile"),
+        (_empty, "BadZipFile"),
+        (_flip_a_weight_byte, "CRC-32 mismatch"),
+        (_wrong_shapes, "Error(s) in loading state_dict"),
+    ],
+)
 def test_a_damaged_entry_is_named_set_aside_and_retrained(runs, capsys, monkeypatch, damage, reason):
     first = run(TINY, progress=False)
     path = runs / TINY.key() / f"{cache.code_version()}.pt"
@@ -96,13 +106,16 @@ def test_a_damaged_entry_is_named_set_aside_and_retrained(runs, capsys, monkeypa
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and TINY.label() in lines[0] and str(path) in lines[0]
     assert "is damaged" in lines[0] and reason in lines[0] and "retraining" in lines[0]
-    assert trained == [TINY] and not again.from_cache and again.history[-1]["test_loss"] == first.history[-1]["test_loss"]
+    assert (
+        trained == [TINY] and not again.from_cache and again.history[-1]["test_loss"] == first.history[-1]["test_loss"]
+    )
     moved = list((runs / "damaged").iterdir())
     assert len(moved) == 1 and moved[0].read_bytes() == damaged_bytes and str(moved[0]) in lines[0]
     assert run(TINY, progress=False).from_cache  # the retrained entry is good
 
 
 # --- code versions -----------------------------------------------------------------------
+
 
 def test_an_entry_of_other_code_is_kept_never_loaded_and_each_version_keeps_its_own(runs, capsys, monkeypatch):
     _version(monkeypatch, "aaaaaaaaaaaa")
@@ -154,8 +167,15 @@ def test_reuse_stale_never_crashes_on_weights_that_no_longer_fit(runs, capsys, m
 def test_an_entry_of_the_old_unversioned_layout_is_stale(runs, capsys, monkeypatch):
     result = train(TINY, progress=False)
     legacy = runs / f"{TINY.key()}.pt"  # runs/<key>.pt, as written before code versions
-    atomic_torch_save({"config": TINY.to_dict(), "history": result.history, "image_shape": result.image_shape,
-                       "state_dict": result.model.state_dict()}, legacy)
+    atomic_torch_save(
+        {
+            "config": TINY.to_dict(),
+            "history": result.history,
+            "image_shape": result.image_shape,
+            "state_dict": result.model.state_dict(),
+        },
+        legacy,
+    )
     monkeypatch.setenv("GEOVAE_REUSE_STALE", "1")
     assert run(TINY, progress=False).from_cache
     assert "trained by code version unversioned" in capsys.readouterr().err
@@ -178,7 +198,9 @@ def test_the_code_version_ignores_comments_docstrings_and_layout_but_not_code(tm
     source = losses.read_text()
     assert '"""KL(N(mu, sigma^2) || N(0, I)) per sample' in source
     source = source.replace('"""KL(N(mu, sigma^2) || N(0, I)) per sample', '"""The KL divergence per sample')
-    source = source.replace("    return -0.5 * torch.sum(1 + logvar", "    # a comment\n    return -0.5 *   torch.sum(\n        1 + logvar")
+    source = source.replace(
+        "    return -0.5 * torch.sum(1 + logvar", "    # a comment\n    return -0.5 *   torch.sum(\n        1 + logvar"
+    )
     losses.write_text("# a new first line\n" + source)
     assert cache.code_version(edited) == cache.code_version()
     changed = _copy_code(tmp_path / "changed")
@@ -191,6 +213,7 @@ def test_the_code_version_ignores_comments_docstrings_and_layout_but_not_code(tm
 
 
 # --- an unwritable cache fails before training --------------------------------------------
+
 
 def _never_train(*args, **kwargs):
     raise AssertionError("training started")
@@ -224,6 +247,7 @@ def test_a_cache_folder_that_refuses_writes_fails_at_once(runs, monkeypatch):
 
 # --- permissions and temp files -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
 def test_entries_and_results_are_created_with_the_umask_mode(runs, tmp_path, umask, mode):
     old = os.umask(umask)
@@ -247,8 +271,12 @@ def test_stale_temp_files_of_dead_writers_are_removed_by_the_next_write(tmp_path
     folder = tmp_path / "data"
     folder.mkdir()
     dead, old = _dead_pid(), time.time() - STALE_TEMP_SECONDS - 60
-    files = {"dead and old": f".mnist.pt.{dead}.k2j4h.tmp", "old layout": ".mnist.pt.x8bq1m_o.tmp",
-             "live and old": f".mnist.pt.{os.getpid()}.a1b2c.tmp", "dead but fresh": f".mnist.pt.{dead}.zz9q.tmp"}
+    files = {
+        "dead and old": f".mnist.pt.{dead}.k2j4h.tmp",
+        "old layout": ".mnist.pt.x8bq1m_o.tmp",
+        "live and old": f".mnist.pt.{os.getpid()}.a1b2c.tmp",
+        "dead but fresh": f".mnist.pt.{dead}.zz9q.tmp",
+    }
     for what, name in files.items():
         (folder / name).write_bytes(b"half a file")
         if "old" in what:
@@ -260,6 +288,7 @@ def test_stale_temp_files_of_dead_writers_are_removed_by_the_next_write(tmp_path
 
 # --- nothing non-finite is cached ---------------------------------------------------------
 
+
 def test_a_hook_metric_that_becomes_infinite_in_the_last_epoch_caches_nothing(runs):
     calls = []
 
@@ -267,8 +296,11 @@ def test_a_hook_metric_that_becomes_infinite_in_the_last_epoch_caches_nothing(ru
         calls.append(1)
         return {"spread": math.inf if len(calls) == TINY.epochs else 1.0}
 
-    with pytest.raises(TrainingDivergedError, match=r"kth/sampled mnist z=3 .*: spread of epoch 2 not finite after "
-                                                    r"training; nothing was cached"):
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"kth/sampled mnist z=3 .*: spread of epoch 2 not finite after "
+        r"training; nothing was cached",
+    ):
         run(TINY, hooks={"spread": spread}, progress=False)
     assert list(runs.rglob("*.pt")) == []
 
@@ -299,6 +331,7 @@ def _optimizer_that_breaks_a_weight_at_the_last_step(monkeypatch, steps: int):
             if len(done) == steps:
                 with torch.no_grad():
                     parameters[0][0, 0] = math.inf
+
         optimizer.step = breaking_step
         return optimizer
 
@@ -308,8 +341,11 @@ def _optimizer_that_breaks_a_weight_at_the_last_step(monkeypatch, steps: int):
 def test_a_weight_made_infinite_by_the_last_step_caches_nothing(runs, monkeypatch):
     config = TINY.replace(test_size=0)  # no test loss to notice it: only the weight check can
     _optimizer_that_breaks_a_weight_at_the_last_step(monkeypatch, steps=2 * 400 // 100)
-    with pytest.raises(TrainingDivergedError, match=r"kth/sampled .*: weight encoder\.1\.0\.weight not finite after "
-                                                    r"training; nothing was cached"):
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"kth/sampled .*: weight encoder\.1\.0\.weight not finite after "
+        r"training; nothing was cached",
+    ):
         run(config, progress=False)
     assert list(runs.rglob("*.pt")) == []
     with pytest.raises(TrainingDivergedError, match=r"weight encoder\.1\.0\.weight"):
@@ -350,10 +386,22 @@ print(f"{name} from_cache={run(config, progress=False).from_cache}")
 
 
 def _child(name: str, mode: str, work: Path) -> subprocess.Popen:
-    env = {**os.environ, "WORK": str(work), "GEOVAE_CACHE": str(work / "cache"), "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-c", CHILD, name, mode], env=env, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "WORK": str(work),
+        "GEOVAE_CACHE": str(work / "cache"),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, name, mode],
+        env=env,
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_two_processes_on_one_config_train_it_once(tmp_path):
@@ -385,6 +433,7 @@ def test_a_holder_killed_with_sigkill_never_blocks_the_next_run(tmp_path):
 
 # --- python -m geovae_core.cache ----------------------------------------------------------
 
+
 def test_the_listing_says_current_stale_or_damaged_and_remove_stale_frees_them(runs, capsys, monkeypatch):
     _version(monkeypatch, "aaaaaaaaaaaa")
     run(TINY, progress=False)
@@ -415,13 +464,20 @@ def test_the_listing_says_current_stale_or_damaged_and_remove_stale_frees_them(r
 
 def test_the_cache_command_runs_as_a_module(runs):
     run(TINY.replace(epochs=1), progress=False)
-    done = subprocess.run([sys.executable, "-m", "geovae_core.cache"], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "geovae_core.cache"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        timeout=120,
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert done.stdout.startswith(f"current  {cache.code_version()}") and "1 entries in" in done.stdout
 
 
 # --- the test session cleans up after itself ----------------------------------------------
+
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_the_test_session_removes_its_cache_unless_asked_to_keep_it(tmp_path, keep):
@@ -429,9 +485,14 @@ def test_the_test_session_removes_its_cache_unless_asked_to_keep_it(tmp_path, ke
     env.pop("GEOVAE_KEEP_TEST_CACHE", None)
     if keep:
         env["GEOVAE_KEEP_TEST_CACHE"] = "1"
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
-                           "tests/test_config.py::test_a_valid_config_passes"],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "tests/test_config.py::test_a_valid_config_passes"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     sessions = list(tmp_path.glob("geovae-test-*"))
     assert len(sessions) == (1 if keep else 0)

@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from geovae_core import ExperimentConfig, run
-from geovae_core.codebook import (ClusterCentres, Codebook, as_vectors, centre_step_hook, nearest_codes,
-                                  perplexity, usage)
+from geovae_core.codebook import (
+    ClusterCentres,
+    Codebook,
+    as_vectors,
+    centre_step_hook,
+    nearest_codes,
+    perplexity,
+    usage,
+)
 from geovae_core.losses import LOSS_TERMS
 from geovae_core.models import build_model
 
@@ -111,21 +118,32 @@ def test_usage_and_perplexity_on_hand_made_assignments():
     assert perplexity(torch.tensor([0, 0, 1, 1]), 4) == pytest.approx(2.0)
     assert perplexity(torch.tensor([3, 3, 3]), 4) == pytest.approx(1.0)
     assert perplexity(torch.arange(8), 8) == pytest.approx(8.0)
-    assert perplexity(torch.tensor([0, 0, 0, 1]), 2) == pytest.approx(math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25))))
+    assert perplexity(torch.tensor([0, 0, 0, 1]), 2) == pytest.approx(
+        math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    )
 
 
 def _codebook_model(latent, decay=None, size=4):
-    config = ExperimentConfig(model="mlp", latent=latent, widths=(16,), latent_dim=3, activation="relu",
-                              init_std=None, codebook_size=size, codebook_decay=decay,
-                              loss_terms=(("recon", 1.0), ("pull", 0.1)))
+    config = ExperimentConfig(
+        model="mlp",
+        latent=latent,
+        widths=(16,),
+        latent_dim=3,
+        activation="relu",
+        init_std=None,
+        codebook_size=size,
+        codebook_decay=decay,
+        loss_terms=(("recon", 1.0), ("pull", 0.1)),
+    )
     torch.manual_seed(0)
     model = build_model(config, (1, 28, 28)).train()
     return model, config
 
 
 def _initialised(model):
-    model.initialise_codebook(torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1)),
-                              torch.Generator().manual_seed(0))
+    model.initialise_codebook(
+        torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1)), torch.Generator().manual_seed(0)
+    )
     return model
 
 
@@ -167,8 +185,16 @@ def test_the_residual_family_builds_a_codebook_autoencoder():
     from geovae_core import ExperimentConfig
     from geovae_core.models import build_model
 
-    config = ExperimentConfig(model="resmlp", latent="codebook", widths=(32, 32, 32), latent_dim=4,
-                              activation="relu", init_std=None, codebook_size=10, codebook_decay=0.99)
+    config = ExperimentConfig(
+        model="resmlp",
+        latent="codebook",
+        widths=(32, 32, 32),
+        latent_dim=4,
+        activation="relu",
+        init_std=None,
+        codebook_size=10,
+        codebook_decay=0.99,
+    )
     model = _initialised(build_model(config, (1, 28, 28)).train())
     out = model(torch.rand(6, 1, 28, 28))
     assert out["logits"].shape == (6, 784) and out["indices"].shape == (6,)
@@ -181,8 +207,17 @@ def test_the_vq_ae_quantises_every_position_of_its_feature_map(map_shape):
     from geovae_core.models import build_model
 
     for latent in ("codebook", "quantized"):
-        config = ExperimentConfig(model="conv_map", latent=latent, widths=(8, 16), latent_dim=6, map_shape=map_shape,
-                                  activation="relu", init_std=None, codebook_size=12, codebook_decay=0.99)
+        config = ExperimentConfig(
+            model="conv_map",
+            latent=latent,
+            widths=(8, 16),
+            latent_dim=6,
+            map_shape=map_shape,
+            activation="relu",
+            init_std=None,
+            codebook_size=12,
+            codebook_decay=0.99,
+        )
         model = _initialised(build_model(config, (1, 28, 28)).train())
         out = model(torch.rand(3, 1, 28, 28))
         assert out["mu"].shape == (3, 6, *map_shape) and out["indices"].shape == (3, *map_shape)
@@ -220,17 +255,27 @@ def test_centres_record_their_state_at_the_first_training_step():
 
 
 def _centre_model(**changes):
-    config = ExperimentConfig(model="mlp", latent="centres", latent_dim=4, widths=(16,), activation="relu",
-                              likelihood="mse", codebook_size=3, init_std=None, **changes)
+    config = ExperimentConfig(
+        model="mlp",
+        latent="centres",
+        latent_dim=4,
+        widths=(16,),
+        activation="relu",
+        likelihood="mse",
+        codebook_size=3,
+        init_std=None,
+        **changes,
+    )
     return build_model(config, (1, 28, 28))
 
 
 def _gradient_reaches(model, loss) -> dict:
     model.zero_grad()
     loss.backward(retain_graph=True)
-    return {name: any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
-            for name, module in (("encoder", model.encoder), ("decoder", model.decoder),
-                                 ("centres", model.codebook))}
+    return {
+        name: any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+        for name, module in (("encoder", model.encoder), ("decoder", model.decoder), ("centres", model.codebook))
+    }
 
 
 def test_gradients_reach_the_modules_r_names_for_each_term():
@@ -259,10 +304,24 @@ def test_without_a_pool_the_batch_is_the_pool_and_other_latents_refuse_one():
 
 def test_training_with_a_pool_records_the_centre_steps(monkeypatch, tmp_path):
     monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
-    config = ExperimentConfig(model="mlp", latent="centres", latent_dim=4, widths=(16,), activation="relu",
-                              likelihood="mse", codebook_size=2, pool_size=32, init_std=None, optimizer="adam",
-                              lr=1e-3, loss_terms=(("recon", 1.0), ("centre_pull", 1.0)), epochs=3,
-                              train_size=256, test_size=64, batch_size=64)
+    config = ExperimentConfig(
+        model="mlp",
+        latent="centres",
+        latent_dim=4,
+        widths=(16,),
+        activation="relu",
+        likelihood="mse",
+        codebook_size=2,
+        pool_size=32,
+        init_std=None,
+        optimizer="adam",
+        lr=1e-3,
+        loss_terms=(("recon", 1.0), ("centre_pull", 1.0)),
+        epochs=3,
+        train_size=256,
+        test_size=64,
+        batch_size=64,
+    )
     result = run(config, hooks=centre_step_hook(), progress=False)
     steps = result.curve("centre_step")
     assert len(steps) == 3 and all(s > 0 for s in steps)

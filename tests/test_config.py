@@ -1,4 +1,5 @@
 """A typo in a name fails at once, naming the field, the value and what is allowed."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,28 +13,47 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_valid_config_passes():
-    config = ExperimentConfig(model="mlp", dataset="celeba", latent="centres", activation="relu", likelihood="mse",
-                              optimizer="adam", loss_terms=(("recon", 1.0), ("centre_pull", 1.0)))
+    config = ExperimentConfig(
+        model="mlp",
+        dataset="celeba",
+        latent="centres",
+        activation="relu",
+        likelihood="mse",
+        optimizer="adam",
+        loss_terms=(("recon", 1.0), ("centre_pull", 1.0)),
+    )
     assert config.replace(init_from=config).init_from is config
 
 
 def test_latent_centers_is_a_typo_not_a_plain_autoencoder():
     with pytest.raises(ParameterError) as error:
         ExperimentConfig(model="mlp", latent="centers")
-    assert str(error.value) == ("latent: 'centers' is not one of sampled, mean, point, codebook, quantized, centres "
-                                "(did you mean 'centres'?)")
+    assert str(error.value) == (
+        "latent: 'centers' is not one of sampled, mean, point, codebook, quantized, centres (did you mean 'centres'?)"
+    )
 
 
-@pytest.mark.parametrize("field, value, suggestion", [
-    ("model", "kht", "kth"), ("dataset", "fashion-mnist", "fashion_mnist"), ("activation", "Relu", "relu"),
-    ("likelihood", "bernouli", "bernoulli"), ("optimizer", "adamw", "adam")])
+@pytest.mark.parametrize(
+    "field, value, suggestion",
+    [
+        ("model", "kht", "kth"),
+        ("dataset", "fashion-mnist", "fashion_mnist"),
+        ("activation", "Relu", "relu"),
+        ("likelihood", "bernouli", "bernoulli"),
+        ("optimizer", "adamw", "adam"),
+    ],
+)
 def test_each_name_field_names_itself_the_value_and_the_closest_name(field, value, suggestion):
-    with pytest.raises(ParameterError, match=rf"^{field}: '{value}' is not one of .*\(did you mean '{suggestion}'\?\)$"):
+    with pytest.raises(
+        ParameterError, match=rf"^{field}: '{value}' is not one of .*\(did you mean '{suggestion}'\?\)$"
+    ):
         ExperimentConfig(**{"model": "kth", field: value})
 
 
 def test_a_loss_term_typo_lists_the_terms():
-    with pytest.raises(ParameterError, match=r"^loss_terms: 'centring' is not one of recon, kl, .*xent \(did you mean 'centering'\?\)"):
+    with pytest.raises(
+        ParameterError, match=r"^loss_terms: 'centring' is not one of recon, kl, .*xent \(did you mean 'centering'\?\)"
+    ):
         ExperimentConfig(model="kth", loss_terms=(("recon", 1.0), ("centring", 1.0)))
 
 
@@ -58,8 +78,13 @@ def test_only_takes_a_chapter_id_in_any_case():
 
 
 def test_an_unknown_chapter_id_lists_the_valid_ones():
-    done = subprocess.run([sys.executable, "-m", "geovae_core.runner", "--only", "N99"], capture_output=True,
-                          text=True, cwd=REPO, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "geovae_core.runner", "--only", "N99"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     ids = [n.stem.split("-")[0] for n in book_notebooks()]
     assert done.returncode == 2 and done.stdout == "" and {"N1", "N11", "ledger"} <= set(ids)
     assert done.stderr.strip() == f"--only: no page has the id 'N99'; valid ids: {', '.join(ids)}"

@@ -2,8 +2,21 @@ import math
 
 import pytest
 
-from geovae_core.criteria import (COLLAPSED, FAILS, HOLDS, LEVELLED_OFF, MIXED, NAMED, NOT_MEASURED, SMOOTH,
-                                  Criterion, compared, decide, levelled_off, loss_fall)
+from geovae_core.criteria import (
+    COLLAPSED,
+    FAILS,
+    HOLDS,
+    LEVELLED_OFF,
+    MIXED,
+    NAMED,
+    NOT_MEASURED,
+    SMOOTH,
+    Criterion,
+    compared,
+    decide,
+    levelled_off,
+    loss_fall,
+)
 
 
 def test_a_criterion_states_its_measure_comparison_and_threshold():
@@ -23,14 +36,17 @@ def test_an_unknown_comparison_is_refused():
         Criterion("x", "m", "==", 1.0, "why")
 
 
-@pytest.mark.parametrize("values, expected", [
-    ({0: 1.0, 1: 1.5, 2: 2.0}, (HOLDS, 3, 3)),
-    ({0: 3.0, 1: 2.5, 2: 9.0}, (FAILS, 0, 3)),
-    ({0: 1.0, 1: 2.5, 2: 1.9}, (MIXED, 2, 3)),
-    ({0: 1.0, 1: math.nan}, (HOLDS, 1, 1)),
-    ({}, (NOT_MEASURED, 0, 0)),
-    ({0: math.nan}, (NOT_MEASURED, 0, 0)),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({0: 1.0, 1: 1.5, 2: 2.0}, (HOLDS, 3, 3)),
+        ({0: 3.0, 1: 2.5, 2: 9.0}, (FAILS, 0, 3)),
+        ({0: 1.0, 1: 2.5, 2: 1.9}, (MIXED, 2, 3)),
+        ({0: 1.0, 1: math.nan}, (HOLDS, 1, 1)),
+        ({}, (NOT_MEASURED, 0, 0)),
+        ({0: math.nan}, (NOT_MEASURED, 0, 0)),
+    ],
+)
 def test_a_verdict_is_decided_over_seeds(values, expected):
     assert decide(SMOOTH, values) == expected
 

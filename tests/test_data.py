@@ -29,6 +29,7 @@ def fresh(monkeypatch, tmp_path):
 
 def _shared_data() -> Path:
     import os
+
     return Path(os.environ["GEOVAE_DATA"])
 
 
@@ -99,7 +100,8 @@ def test_celeba_from_a_folder_of_jpegs_split_by_the_partition_file(fresh, monkey
     _jpegs(root / "celeba" / "img_align_celeba", names)
     partitions = ["0", "0", "1", "0", "2", "2", "0"]
     (root / "celeba" / "list_eval_partition.txt").write_text(
-        "\r\n".join(f"{n} {p}" for n, p in zip(names, partitions)) + "\r\n")
+        "\r\n".join(f"{n} {p}" for n, p in zip(names, partitions)) + "\r\n"
+    )
     monkeypatch.setenv("GEOVAE_DATA", str(root))
     data = load_dataset("celeba")
     # partition 0 trains; 1 (validation) and 2 (test) are held out
@@ -118,7 +120,9 @@ def test_celeba_without_a_partition_file_keeps_the_last_tenth_for_testing(fresh,
 
 def test_missing_celeba_says_what_was_looked_for(fresh, monkeypatch):
     monkeypatch.setenv("GEOVAE_DATA", str(fresh / "empty"))
-    with pytest.raises(DatasetNotFoundError, match=r"celeba: expected aligned JPEGs in .*empty/celeba/img_align_celeba"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"celeba: expected aligned JPEGs in .*empty/celeba/img_align_celeba"
+    ):
         load_dataset("celeba")
 
 
@@ -128,8 +132,10 @@ def _cifar_batches(folder: Path, n_per_batch=4):
     folder.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)
     for filename, _ in torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list:
-        batch = {"data": torch.randint(0, 256, (n_per_batch, 3072), generator=g, dtype=torch.uint8).numpy(),
-                 "labels": list(range(n_per_batch))}
+        batch = {
+            "data": torch.randint(0, 256, (n_per_batch, 3072), generator=g, dtype=torch.uint8).numpy(),
+            "labels": list(range(n_per_batch)),
+        }
         with open(folder / filename, "wb") as handle:
             pickle.dump(batch, handle)
 
@@ -146,9 +152,18 @@ def test_cifar10_path_on_generated_cifar_shaped_batches(fresh, monkeypatch):
     data = load_dataset("cifar10")
     assert data.train_images.shape == (20, 3, 32, 32) and data.test_images.shape == (4, 3, 32, 32)
     assert data.train_labels[:4].tolist() == [0, 1, 2, 3] and data.classes[0] == "airplane"
-    config = ExperimentConfig(model="conv", dataset="cifar10", widths=(4, 8, 16), latent_dim=3,
-                              activation="relu", init_std=None, epochs=1, batch_size=8)
+    config = ExperimentConfig(
+        model="conv",
+        dataset="cifar10",
+        widths=(4, 8, 16),
+        latent_dim=3,
+        activation="relu",
+        init_std=None,
+        epochs=1,
+        batch_size=8,
+    )
     from geovae_core import train
+
     assert train(config, progress=False).history[0]["test_loss"] > 0
 
 
@@ -160,9 +175,13 @@ def test_cifar10_with_real_checksums_rejects_generated_batches(fresh, monkeypatc
 
 
 def test_missing_cifar10_names_the_files_and_folder(fresh, monkeypatch):
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(
+        torchvision.datasets.CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("offline"))
+    )
     monkeypatch.setenv("GEOVAE_DATA", str(fresh / "empty"))
-    with pytest.raises(DatasetNotFoundError, match=r"cifar10: expected data_batch_1, .*test_batch in .*empty/cifar-10-batches-py"):
+    with pytest.raises(
+        DatasetNotFoundError, match=r"cifar10: expected data_batch_1, .*test_batch in .*empty/cifar-10-batches-py"
+    ):
         load_dataset("cifar10")
 
 
@@ -241,7 +260,9 @@ def test_celeba_md5sums_beside_the_images_are_used_too(fresh, monkeypatch):
     _jpegs(images, [f"{i:06d}.jpg" for i in range(1, 6)])
     from geovae_core.data import _md5
 
-    (images / "MD5SUMS").write_text("".join(f"{_md5(images / n)}  {n}\n" for n in sorted(p.name for p in images.glob("*.jpg"))))
+    (images / "MD5SUMS").write_text(
+        "".join(f"{_md5(images / n)}  {n}\n" for n in sorted(p.name for p in images.glob("*.jpg")))
+    )
     (images / "000004.jpg").write_bytes((images / "000004.jpg").read_bytes() + b"\0")
     monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
     with pytest.raises(DatasetChecksumError, match=r"celeba: .*img_align_celeba/000004.jpg has md5 .*expected"):

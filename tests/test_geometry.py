@@ -4,10 +4,23 @@ import pytest
 import torch
 
 from geovae_core import ExperimentConfig
-from geovae_core.geometry import (cv_nnd, distances, dynamic_latent_coverage, fit_ellipsoid, interpolate,
-                                  interpolation_measures, latent_cv_nnd, nearest_image_distance,
-                                  nearest_neighbour_sq_distances, perturb, perturbation_paths,
-                                  perturbation_response, step_sizes, step_unevenness, unevenness)
+from geovae_core.geometry import (
+    cv_nnd,
+    distances,
+    dynamic_latent_coverage,
+    fit_ellipsoid,
+    interpolate,
+    interpolation_measures,
+    latent_cv_nnd,
+    nearest_image_distance,
+    nearest_neighbour_sq_distances,
+    perturb,
+    perturbation_paths,
+    perturbation_response,
+    step_sizes,
+    step_unevenness,
+    unevenness,
+)
 from geovae_core.models import build_model
 
 
@@ -44,8 +57,10 @@ def test_latent_cv_nnd_compares_like_with_like():
     torch.manual_seed(0)
     out = {}
     for latent in ("sampled", "mean", "point"):
-        model = build_model(ExperimentConfig(model="mlp", latent=latent, widths=(32,), latent_dim=4,
-                                             init_std=None, activation="relu"), (1, 28, 28))
+        model = build_model(
+            ExperimentConfig(model="mlp", latent=latent, widths=(32,), latent_dim=4, init_std=None, activation="relu"),
+            (1, 28, 28),
+        )
         out[latent] = latent_cv_nnd(model, x, batches=2, batch_size=32, draws=20)
         assert out[latent]["cv_nnd_mu"] > 0
     # both encoders with a variance are read on their own sampled codes; a plain AE has none
@@ -143,8 +158,18 @@ def test_the_coverage_hook_records_coverage_and_tau_each_epoch(monkeypatch, tmp_
     from geovae_core.geometry import coverage_hook
 
     monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
-    config = ExperimentConfig(model="mlp", widths=(32,), latent_dim=4, activation="relu", init_std=None,
-                              optimizer="adam", lr=1e-3, epochs=2, train_size=300, test_size=200)
+    config = ExperimentConfig(
+        model="mlp",
+        widths=(32,),
+        latent_dim=4,
+        activation="relu",
+        init_std=None,
+        optimizer="adam",
+        lr=1e-3,
+        epochs=2,
+        train_size=300,
+        test_size=200,
+    )
     history = run(config, hooks=coverage_hook(size=100), progress=False).history
     assert all(0 <= row["coverage"] <= 1 and row["tau"] > 0 for row in history)
 
@@ -178,11 +203,14 @@ def test_perturbation_response_of_a_linear_a_constant_and_a_random_decoder():
     codes = torch.full((5, 4), 0.5)
     linear = perturbation_response(_Linear(), codes, range(4), [0.1, 1.0])
     # one of four pixels moves by delta: RMS change delta / 2, mean intensity 0.5 + delta / 4
-    assert linear["rms_change"] == pytest.approx([0.05, 0.5]) and linear["mean_intensity"] == pytest.approx([0.525, 0.75])
+    assert linear["rms_change"] == pytest.approx([0.05, 0.5]) and linear["mean_intensity"] == pytest.approx(
+        [0.525, 0.75]
+    )
     constant = perturbation_response(_Constant(), codes, range(4), [0.1, 15.0])
     assert constant["rms_change"] == [0.0, 0.0] and constant["base_intensity"] == 0.5
-    noisy = perturbation_response(_Linear(), torch.rand(5, 4), range(4), [0.5],
-                                  judge=lambda images: torch.softmax(images.flatten(1), dim=1))
+    noisy = perturbation_response(
+        _Linear(), torch.rand(5, 4), range(4), [0.5], judge=lambda images: torch.softmax(images.flatten(1), dim=1)
+    )
     assert 0 < noisy["confidence"][0] <= 1 and 0 <= noisy["morphed"][0] <= 1
 
 
@@ -201,8 +229,10 @@ def test_the_coverage_hook_also_reports_coverage_at_the_first_epoch_s_radius():
     from geovae_core.geometry import coverage_hook
 
     (hook,) = coverage_hook(size=50).values()
-    model = build_model(ExperimentConfig(model="mlp", latent="point", widths=(16,), latent_dim=3, init_std=None,
-                                         activation="relu"), (1, 28, 28))
+    model = build_model(
+        ExperimentConfig(model="mlp", latent="point", widths=(16,), latent_dim=3, init_std=None, activation="relu"),
+        (1, 28, 28),
+    )
     split = (None, None, torch.rand(50, 1, 28, 28), None)
     with torch.no_grad():
         first = hook(model, split)

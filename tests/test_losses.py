@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from geovae_core import ExperimentConfig
-from geovae_core.losses import (bernoulli_nll, gaussian_nll, kl_to_standard_normal, loss_terms)
+from geovae_core.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, loss_terms
 
 
 def test_kl_of_standard_normal_is_zero():
@@ -67,8 +67,12 @@ def test_the_ae_with_kl_pays_the_same_kl_as_the_vae():
     from geovae_core.models import build_model
 
     x = torch.rand(16, 1, 28, 28)
-    configs = [ExperimentConfig(model="mlp", latent=latent, widths=(32,), latent_dim=4, activation="relu",
-                                init_std=None, seed=0) for latent in ("sampled", "mean")]
+    configs = [
+        ExperimentConfig(
+            model="mlp", latent=latent, widths=(32,), latent_dim=4, activation="relu", init_std=None, seed=0
+        )
+        for latent in ("sampled", "mean")
+    ]
     torch.manual_seed(0)
     vae = build_model(configs[0], (1, 28, 28))
     aekl = build_model(configs[1], (1, 28, 28))

@@ -4,8 +4,14 @@ import torch
 
 from geovae_core import ExperimentConfig
 from geovae_core.losses import kl_to_standard_normal, reconstruction_nll
-from geovae_core.metrics import (excess_ratio, frechet_distance, frechet_interval, importance_weighted_nll,
-                                 pairwise_rms, sample_diversity)
+from geovae_core.metrics import (
+    excess_ratio,
+    frechet_distance,
+    frechet_interval,
+    importance_weighted_nll,
+    pairwise_rms,
+    sample_diversity,
+)
 from geovae_core.models import build_model
 
 
@@ -39,8 +45,9 @@ def test_one_importance_sample_agrees_with_the_elbo_in_expectation(small_vae):
 def test_the_bound_does_not_fall_as_k_grows(small_vae):
     model, config, x = small_vae
     torch.manual_seed(2)
-    estimates = [torch.stack([importance_weighted_nll(model, config, x, k=k) for _ in range(200)]).mean()
-                 for k in (1, 10, 100)]
+    estimates = [
+        torch.stack([importance_weighted_nll(model, config, x, k=k) for _ in range(200)]).mean() for k in (1, 10, 100)
+    ]
     assert estimates[0] > estimates[1] > estimates[2]
 
 
@@ -75,8 +82,9 @@ def _faces(monkeypatch, n_train=200, n_test=100):
 
     g = torch.Generator().manual_seed(0)
     images = torch.rand(n_train + n_test, 3, 8, 8, generator=g)
-    data = ImageDataset("faces", images[:n_train], torch.full((n_train,), -1), images[n_train:],
-                        torch.full((n_test,), -1), ())
+    data = ImageDataset(
+        "faces", images[:n_train], torch.full((n_train,), -1), images[n_train:], torch.full((n_test,), -1), ()
+    )
     monkeypatch.setattr(metrics, "load_dataset", lambda name: data)
     return metrics, images[n_train:]
 

@@ -5,7 +5,7 @@ from geovae_core import ExperimentConfig
 from geovae_core.models import build_model, count_parameters
 
 K_VAE_TABLE, K_AE_TABLE = 790_792, 787_786  # K, Appendix A.1 and A.2 (z = 2)
-UNUSED_DECODER_HEADS = 2 * (500 * 2 + 2)    # K's Linear-8 and Linear-9: listed, never used
+UNUSED_DECODER_HEADS = 2 * (500 * 2 + 2)  # K's Linear-8 and Linear-9: listed, never used
 
 
 def test_vae_parameter_count_is_ks_table_less_its_two_unused_decoder_heads():
@@ -42,8 +42,9 @@ def test_vae_samples_its_latent_and_decodes_to_images():
     assert images.shape == (8, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
 
 
-@pytest.mark.parametrize("shape, widths", [((1, 28, 28), (8, 16)), ((3, 32, 32), (8, 16, 32)),
-                                           ((3, 64, 64), (8, 16, 32, 64))])
+@pytest.mark.parametrize(
+    "shape, widths", [((1, 28, 28), (8, 16)), ((3, 32, 32), (8, 16, 32)), ((3, 64, 64), (8, 16, 32, 64))]
+)
 def test_conv_autoencoders_for_the_three_image_shapes(shape, widths):
     config = ExperimentConfig(model="conv", widths=widths, latent_dim=6, activation="relu", init_std=None)
     model = build_model(config, shape)

@@ -1,7 +1,15 @@
 import pytest
 
 from geovae_core.errors import ParameterError
-from geovae_core.profiles import CHAPTER_SETTINGS, KNOBS, PROFILE_NAMES, SHARED, injected_names, parameters_from, resolve
+from geovae_core.profiles import (
+    CHAPTER_SETTINGS,
+    KNOBS,
+    PROFILE_NAMES,
+    SHARED,
+    injected_names,
+    parameters_from,
+    resolve,
+)
 
 
 @pytest.mark.parametrize("chapter", sorted(CHAPTER_SETTINGS))
@@ -39,12 +47,15 @@ def test_an_unknown_profile_names_the_allowed_ones():
         resolve("N1", "fast")
 
 
-@pytest.mark.parametrize("knob, value, message", [
-    ("epochs", -1, r"epochs: -1 is not allowed; expected a positive integer"),
-    ("epochs", 2.5, r"epochs: 2.5 is not allowed"),
-    ("likelihood", "poisson", r"likelihood: 'poisson' is not allowed; expected one of bernoulli, gaussian"),
-    ("seeds", [], r"seeds: \[\] is not allowed"),
-])
+@pytest.mark.parametrize(
+    "knob, value, message",
+    [
+        ("epochs", -1, r"epochs: -1 is not allowed; expected a positive integer"),
+        ("epochs", 2.5, r"epochs: 2.5 is not allowed"),
+        ("likelihood", "poisson", r"likelihood: 'poisson' is not allowed; expected one of bernoulli, gaussian"),
+        ("seeds", [], r"seeds: \[\] is not allowed"),
+    ],
+)
 def test_a_bad_value_names_the_knob_and_what_is_allowed(knob, value, message):
     with pytest.raises(ParameterError, match=message):
         resolve("N1", "smoke", **{knob: value})

@@ -21,8 +21,17 @@ class _Run:
 
 
 def _claim(per_seed, runs=()):
-    return Claim("N0-x", "P Fig 1", "a claim", "the paper says", SMOOTH, per_seed, measured="m",
-                 figure_label="n0-fig1", runs=list(runs))
+    return Claim(
+        "N0-x",
+        "P Fig 1",
+        "a claim",
+        "the paper says",
+        SMOOTH,
+        per_seed,
+        measured="m",
+        figure_label="n0-fig1",
+        runs=list(runs),
+    )
 
 
 def test_a_claim_is_decided_over_seeds_and_marked_budget_limited():
@@ -77,14 +86,23 @@ def test_a_bad_papermill_parameter_fails_at_once_in_one_line(tmp_path):
 
     chapter = book_notebooks()[0]
     with pytest.raises(papermill.PapermillExecutionError) as error:
-        papermill.execute_notebook(str(chapter), str(tmp_path / "out.ipynb"), progress_bar=False,
-                                   parameters={"profile": "smoke", "epochs": -1}, cwd=str(chapter.parent))
+        papermill.execute_notebook(
+            str(chapter),
+            str(tmp_path / "out.ipynb"),
+            progress_bar=False,
+            parameters={"profile": "smoke", "epochs": -1},
+            cwd=str(chapter.parent),
+        )
     assert error.value.ename == "ParameterError"
     assert error.value.evalue == "epochs: -1 is not allowed; expected a positive integer"
-    failed = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
-              if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    failed = [
+        c
+        for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+        if any(o.get("output_type") == "error" for o in c.get("outputs", []))
+    ]
     assert len(failed) == 1 and [o.traceback for o in failed[0].outputs if o.output_type == "error"] == [
-        ["ParameterError: epochs: -1 is not allowed; expected a positive integer"]]
+        ["ParameterError: epochs: -1 is not allowed; expected a positive integer"]
+    ]
 
 
 def test_a_misspelt_papermill_parameter_fails_naming_the_closest_knob(tmp_path):
@@ -92,7 +110,12 @@ def test_a_misspelt_papermill_parameter_fails_naming_the_closest_knob(tmp_path):
 
     chapter = book_notebooks()[0]
     with pytest.raises(papermill.PapermillExecutionError) as error:
-        papermill.execute_notebook(str(chapter), str(tmp_path / "out.ipynb"), progress_bar=False,
-                                   parameters={"profile": "smoke", "epoch": 3}, cwd=str(chapter.parent))
+        papermill.execute_notebook(
+            str(chapter),
+            str(tmp_path / "out.ipynb"),
+            progress_bar=False,
+            parameters={"profile": "smoke", "epoch": 3},
+            cwd=str(chapter.parent),
+        )
     assert error.value.ename == "ParameterError"
     assert error.value.evalue.startswith("epoch: not a parameter of N1; did you mean epochs")

@@ -5,6 +5,7 @@ terms of losses.py at commit 7950b1a, copied verbatim apart from the progress ba
 hooks): the same seed must give the same history to the last bit, and the same final weights
 (up to subnormal values flushed to 0), for every model family and latent the book trains.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,45 +18,146 @@ from geovae_core.data import experiment_split
 from geovae_core.models import build_model
 from geovae_core.training import flushing_denormals
 
-KTH = ExperimentConfig(model="kth", latent_dim=20, lr=0.02, weight_decay=1 / 60000, epochs=2, train_size=1050,
-                       test_size=300)
-_CONV = dict(activation="relu", likelihood="mse", optimizer="adam", lr=1e-3, init_std=None, epochs=2,
-             train_size=300, test_size=100)
+KTH = ExperimentConfig(
+    model="kth", latent_dim=20, lr=0.02, weight_decay=1 / 60000, epochs=2, train_size=1050, test_size=300
+)
+_CONV = dict(
+    activation="relu",
+    likelihood="mse",
+    optimizer="adam",
+    lr=1e-3,
+    init_std=None,
+    epochs=2,
+    train_size=300,
+    test_size=100,
+)
 CONFIGS = {
     "kth VAE (Adagrad, weight decay, bernoulli)": KTH,
     "kth AE": KTH.replace(latent="point", loss_terms=(("recon", 1.0),), train_size=500),
     "mlp EMA codebook": ExperimentConfig(
-        model="mlp", latent="codebook", latent_dim=8, widths=(64,), activation="relu", likelihood="mse",
-        loss_terms=(("recon", 1.0), ("pull", 0.5)), codebook_size=10, codebook_decay=0.9, optimizer="adam", lr=1e-3,
-        init_std=None, epochs=2, train_size=1000, test_size=200, batch_size=64),
+        model="mlp",
+        latent="codebook",
+        latent_dim=8,
+        widths=(64,),
+        activation="relu",
+        likelihood="mse",
+        loss_terms=(("recon", 1.0), ("pull", 0.5)),
+        codebook_size=10,
+        codebook_decay=0.9,
+        optimizer="adam",
+        lr=1e-3,
+        init_std=None,
+        epochs=2,
+        train_size=1000,
+        test_size=200,
+        batch_size=64,
+    ),
     "conv_map EMA codebook": ExperimentConfig(
-        model="conv_map", dataset="fashion_mnist", latent="codebook", latent_dim=8, map_shape=(7, 7), widths=(8, 16),
-        loss_terms=(("recon", 1.0), ("pull", 1.0)), codebook_size=16, codebook_decay=0.99, batch_size=32, **_CONV),
-    "conv quantized": ExperimentConfig(model="conv", latent="quantized", latent_dim=4, widths=(8, 16), codebook_size=8,
-                                       loss_terms=(("recon", 1.0), ("pull", 1.0)), batch_size=50, **_CONV),
-    "conv VAE (bernoulli)": ExperimentConfig(model="conv", latent="sampled", latent_dim=4, widths=(8, 16),
-                                             batch_size=64, **{**_CONV, "likelihood": "bernoulli"}),
+        model="conv_map",
+        dataset="fashion_mnist",
+        latent="codebook",
+        latent_dim=8,
+        map_shape=(7, 7),
+        widths=(8, 16),
+        loss_terms=(("recon", 1.0), ("pull", 1.0)),
+        codebook_size=16,
+        codebook_decay=0.99,
+        batch_size=32,
+        **_CONV,
+    ),
+    "conv quantized": ExperimentConfig(
+        model="conv",
+        latent="quantized",
+        latent_dim=4,
+        widths=(8, 16),
+        codebook_size=8,
+        loss_terms=(("recon", 1.0), ("pull", 1.0)),
+        batch_size=50,
+        **_CONV,
+    ),
+    "conv VAE (bernoulli)": ExperimentConfig(
+        model="conv",
+        latent="sampled",
+        latent_dim=4,
+        widths=(8, 16),
+        batch_size=64,
+        **{**_CONV, "likelihood": "bernoulli"},
+    ),
     "conv centres with a pool": ExperimentConfig(
-        model="conv", latent="centres", latent_dim=4, widths=(8, 16), codebook_size=2, pool_size=40, batch_size=32,
-        loss_terms=(("recon", 1.0), ("centre_pull", 1.0), ("centre_recon", 0.5)), **_CONV),
-    "classifier (xent)": ExperimentConfig(model="classifier_ae", latent="point", latent_dim=8, widths=(16, 16),
-                                          activation="relu", likelihood="mse", init_std=None, optimizer="adam", lr=1e-2,
-                                          loss_terms=(("xent", 1.0),), epochs=2, train_size=600, test_size=100),
+        model="conv",
+        latent="centres",
+        latent_dim=4,
+        widths=(8, 16),
+        codebook_size=2,
+        pool_size=40,
+        batch_size=32,
+        loss_terms=(("recon", 1.0), ("centre_pull", 1.0), ("centre_recon", 0.5)),
+        **_CONV,
+    ),
+    "classifier (xent)": ExperimentConfig(
+        model="classifier_ae",
+        latent="point",
+        latent_dim=8,
+        widths=(16, 16),
+        activation="relu",
+        likelihood="mse",
+        init_std=None,
+        optimizer="adam",
+        lr=1e-2,
+        loss_terms=(("xent", 1.0),),
+        epochs=2,
+        train_size=600,
+        test_size=100,
+    ),
     "mlp gaussian, spread terms, SGD": ExperimentConfig(
-        model="mlp", latent="mean", latent_dim=4, widths=(32,), likelihood="gaussian", optimizer="sgd", lr=1e-3,
-        loss_terms=(("recon", 1.0), ("centering", 1.0), ("spread_sym", 0.5), ("spread_asym", 0.25)), epochs=2,
-        train_size=500, test_size=100, init_std=None),
+        model="mlp",
+        latent="mean",
+        latent_dim=4,
+        widths=(32,),
+        likelihood="gaussian",
+        optimizer="sgd",
+        lr=1e-3,
+        loss_terms=(("recon", 1.0), ("centering", 1.0), ("spread_sym", 0.5), ("spread_asym", 0.25)),
+        epochs=2,
+        train_size=500,
+        test_size=100,
+        init_std=None,
+    ),
     "resmlp binarized, weight decay": ExperimentConfig(
-        model="resmlp", binarize=True, latent_dim=4, widths=(32, 32), activation="relu", optimizer="adam", lr=1e-3,
-        epochs=2, train_size=500, test_size=0, init_std=None, weight_decay=1e-3),
+        model="resmlp",
+        binarize=True,
+        latent_dim=4,
+        widths=(32, 32),
+        activation="relu",
+        optimizer="adam",
+        lr=1e-3,
+        epochs=2,
+        train_size=500,
+        test_size=0,
+        init_std=None,
+        weight_decay=1e-3,
+    ),
     "mlp with a frozen encoder": ExperimentConfig(
-        model="mlp", latent="point", latent_dim=4, widths=(32,), activation="relu", likelihood="mse",
-        loss_terms=(("recon", 1.0),), optimizer="adam", lr=1e-3, init_std=None, freeze=("encoder",), epochs=2,
-        train_size=500, test_size=100),
+        model="mlp",
+        latent="point",
+        latent_dim=4,
+        widths=(32,),
+        activation="relu",
+        likelihood="mse",
+        loss_terms=(("recon", 1.0),),
+        optimizer="adam",
+        lr=1e-3,
+        init_std=None,
+        freeze=("encoder",),
+        epochs=2,
+        train_size=500,
+        test_size=100,
+    ),
 }
 
 
 # --- the loop and loss terms as they were (commit 7950b1a) ------------------------------------
+
 
 def _old_bernoulli_nll(logits, x):
     per_pixel = torch.relu(logits) - x * logits + torch.log(1 + torch.exp(-logits.abs()))
@@ -105,7 +207,7 @@ def _old_evaluate(model, x, y, config, chunk: int = 2000) -> dict:
     model.eval()
     sums, n = {}, 0
     for start in range(0, len(x), chunk):
-        xb, yb = x[start:start + chunk], y[start:start + chunk]
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
         for name, value in _old_loss_terms(xb, yb, model(xb), config).items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(xb)
         n += len(xb)
@@ -131,7 +233,7 @@ def _reference_train(config):
         sums = {}
         permutation = torch.randperm(n, generator=order).to(config.device)
         for start in range(0, n, batch):
-            index = permutation[start:start + batch]
+            index = permutation[start : start + batch]
             xb, yb = x_train[index], y_train[index]
             if config.pool_size:
                 pool = x_train[torch.randint(n, (config.pool_size,), generator=order).to(config.device)]
@@ -156,6 +258,7 @@ def _reference_train(config):
 
 # --- the comparisons ----------------------------------------------------------------------------
 
+
 def _assert_same_numbers(history, model, reference_history, reference_model):
     """The same history to the last bit, and the same weights up to 1e-30: the loop may flush
     to 0 a weight that the old one left at a subnormal value (``flushing_denormals``).
@@ -168,9 +271,11 @@ def _assert_same_numbers(history, model, reference_history, reference_model):
     for row, old in zip(history, reference_history, strict=True):
         # training to the last bit; the test set is now evaluated in other chunks: float rounding
         assert {k: v for k, v in row.items() if k != "seconds" and not k.startswith("test_")} == {
-            k: v for k, v in old.items() if not k.startswith("test_")}
+            k: v for k, v in old.items() if not k.startswith("test_")
+        }
         assert {k: v for k, v in row.items() if k.startswith("test_")} == pytest.approx(
-            {k: v for k, v in old.items() if k.startswith("test_")}, rel=1e-5)
+            {k: v for k, v in old.items() if k.startswith("test_")}, rel=1e-5
+        )
     state, old_state = model.state_dict(), reference_model.state_dict()
     assert list(state) == list(old_state)
     for name, value in old_state.items():
@@ -202,8 +307,11 @@ def test_the_loop_gives_the_same_numbers_with_two_threads():
 
 def test_the_loss_is_the_weighted_sum_of_the_terms_as_before():
     g = torch.Generator().manual_seed(0)
-    out = {"logits": torch.randn(8, 784, generator=g), "mu": torch.randn(8, 3, generator=g),
-           "logvar": torch.randn(8, 3, generator=g)}
+    out = {
+        "logits": torch.randn(8, 784, generator=g),
+        "mu": torch.randn(8, 3, generator=g),
+        "logvar": torch.randn(8, 3, generator=g),
+    }
     x = torch.rand(8, 1, 28, 28, generator=g)
     for weights in [(1.0, 1.0), (1.0, 0.5), (2, 1), (0.25, 3.0)]:
         config = KTH.replace(loss_terms=(("recon", weights[0]), ("kl", weights[1]), ("centering", 1)))

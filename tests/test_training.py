@@ -1,5 +1,4 @@
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -8,8 +7,9 @@ import torch
 import geovae_core.losses as losses
 from geovae_core import ExperimentConfig, TrainingDivergedError, run, select_step_size, train
 
-TINY = ExperimentConfig(model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400,
-                        test_size=100, lr=0.02, weight_decay=1 / 400)
+TINY = ExperimentConfig(
+    model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400, test_size=100, lr=0.02, weight_decay=1 / 400
+)
 
 
 @pytest.fixture
@@ -46,8 +46,17 @@ def test_a_cached_run_is_loaded_not_retrained(cache):
     assert len(_entries(cache)) == 1
 
 
-@pytest.mark.parametrize("change", [dict(seed=1), dict(lr=0.01), dict(epochs=1), dict(latent_dim=4),
-                                    dict(loss_terms=(("recon", 1.0), ("kl", 0.5))), dict(binarize=True)])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(seed=1),
+        dict(lr=0.01),
+        dict(epochs=1),
+        dict(latent_dim=4),
+        dict(loss_terms=(("recon", 1.0), ("kl", 0.5))),
+        dict(binarize=True),
+    ],
+)
 def test_any_config_change_misses_the_cache(cache, change):
     run(TINY, progress=False)
     assert not run(TINY.replace(**change), progress=False).from_cache
@@ -83,7 +92,9 @@ def test_a_write_killed_midway_leaves_no_entry_and_no_temp_file(cache, monkeypat
 
 def test_a_nan_loss_stops_with_a_clear_error_and_caches_nothing(cache, monkeypatch):
     monkeypatch.setitem(losses.LOSS_TERMS, "kl", lambda x, y, out, config: out["mu"].sum(1) * math.nan)
-    with pytest.raises(TrainingDivergedError, match=r"kth/sampled mnist z=3 .*loss became nan in epoch 1; nothing was cached"):
+    with pytest.raises(
+        TrainingDivergedError, match=r"kth/sampled mnist z=3 .*loss became nan in epoch 1; nothing was cached"
+    ):
         run(TINY, progress=False)
     assert _entries(cache) == []
 
@@ -102,8 +113,9 @@ def test_the_step_size_search_keeps_the_lowest_training_loss_and_survives_diverg
 
 def test_a_warm_start_freezes_the_encoder_and_retrains_a_fresh_decoder(cache):
     vae = TINY.replace(model="mlp", widths=(32,), activation="relu", init_std=None)
-    ablation = vae.replace(latent="mean", loss_terms=(("recon", 1.0),), init_from=vae,
-                           reinit=("decoder",), freeze=("encoder",))
+    ablation = vae.replace(
+        latent="mean", loss_terms=(("recon", 1.0),), init_from=vae, reinit=("decoder",), freeze=("encoder",)
+    )
     base, new = run(vae, progress=False), run(ablation, progress=False)
     for a, b in zip(base.model.encoder.parameters(), new.model.encoder.parameters()):
         assert torch.equal(a, b)
@@ -122,9 +134,20 @@ def test_the_cache_key_ignores_defaults_but_not_values():
 
 
 def test_a_frozen_classifier_keeps_its_features_while_a_decoder_learns_them(cache):
-    classifier = TINY.replace(model="classifier_ae", latent="point", latent_dim=8, widths=(16, 16),
-                              activation="relu", likelihood="mse", init_std=None, optimizer="adam", lr=1e-2,
-                              loss_terms=(("xent", 1.0),), epochs=5, train_size=600)
+    classifier = TINY.replace(
+        model="classifier_ae",
+        latent="point",
+        latent_dim=8,
+        widths=(16, 16),
+        activation="relu",
+        likelihood="mse",
+        init_std=None,
+        optimizer="adam",
+        lr=1e-2,
+        loss_terms=(("xent", 1.0),),
+        epochs=5,
+        train_size=600,
+    )
     decoder = classifier.replace(loss_terms=(("recon", 1.0),), init_from=classifier, freeze=("encoder", "head"))
     first, second = run(classifier, progress=False), run(decoder, progress=False)
     assert first.final["test_xent"] < math.log(10) - 0.5  # it learned to classify

@@ -1,13 +1,26 @@
 """P §2.3's new decoder: a warm start that keeps some modules and draws the others afresh."""
+
 import torch
 
 from geovae_core import ExperimentConfig, run, train
 from geovae_core.models import build_model
 
-VAE = ExperimentConfig(model="mlp", latent="sampled", widths=(32,), latent_dim=4, activation="relu", init_std=None,
-                       optimizer="adam", lr=1e-3, epochs=1, train_size=300, test_size=100)
-ABLATION = VAE.replace(latent="mean", loss_terms=(("recon", 1.0),), init_from=VAE, reinit=("decoder",),
-                       freeze=("encoder",), epochs=0)
+VAE = ExperimentConfig(
+    model="mlp",
+    latent="sampled",
+    widths=(32,),
+    latent_dim=4,
+    activation="relu",
+    init_std=None,
+    optimizer="adam",
+    lr=1e-3,
+    epochs=1,
+    train_size=300,
+    test_size=100,
+)
+ABLATION = VAE.replace(
+    latent="mean", loss_terms=(("recon", 1.0),), init_from=VAE, reinit=("decoder",), freeze=("encoder",), epochs=0
+)
 
 
 def test_a_reinitialised_decoder_is_not_the_original_decoder_s_initialisation(monkeypatch, tmp_path):
@@ -22,4 +35,6 @@ def test_a_reinitialised_decoder_is_not_the_original_decoder_s_initialisation(mo
     for name, value in fresh.encoder.state_dict().items():
         assert torch.equal(value, vae.model.encoder.state_dict()[name]), name  # the trained encoder is kept
     again = train(ABLATION, progress=False).model
-    assert all(torch.equal(a, b) for a, b in zip(again.decoder.state_dict().values(), fresh.decoder.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(again.decoder.state_dict().values(), fresh.decoder.state_dict().values())
+    )
