@@ -127,7 +127,8 @@ class Chapter:
         compute = (
             f"profile `{self.parameters_.profile}`, seeds `{self.parameters_.values.get('seeds', '—')}`, "
             f"{len(records)} trained runs ({sum(not r.from_cache for r in records)} trained in this "
-            f"execution), {trained:,.0f} s of training, {wall:,.0f} s of wall time, device "
+            f"execution), {trained:,.0f} s of training (summed over its runs), {wall:,.0f} s for this "
+            f"execution, device "
             f"`{self.parameters_.values.get('device', 'cpu')}`"
         )
         numbers.update(

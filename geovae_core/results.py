@@ -217,7 +217,8 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
             lines.append(
                 f"Compute: profile `{compute.get('profile')}`, seeds `{compute.get('seeds')}`, "
                 f"{compute.get('runs')} trained runs, {compute.get('trained_seconds', 0):,.0f} s of "
-                f"training, {compute.get('wall_seconds', 0):,.0f} s of wall time, device "
+                f"training (summed over its runs, whenever trained), {compute.get('wall_seconds', 0):,.0f} s for its "
+                f"last execution, device "
                 f"`{compute.get('device')}`."
             )
         given = result.get("explicit") or []
