@@ -40,13 +40,6 @@ def panel_grid(n: int, ncols: int = 3, size: tuple = (3.2, 2.6), **kwargs):
     return fig, axes[:n]
 
 
-def plot_train_test(ax, run, x: str = "epoch", key: str = "loss") -> None:
-    """Train (blue) and test (orange) curves of ``key`` from a run's history."""
-    ax.plot(run.curve(x), run.curve(f"train_{key}"), color="tab:blue", label="train")
-    ax.plot(run.curve(x), run.curve(f"test_{key}"), color="tab:orange", label="test")
-    ax.set_xlabel("training samples" if x == "samples" else x)
-
-
 def draw_ellipsoid(ax, centre, radii, axes, color, alpha: float = 0.25, resolution: int = 16) -> None:
     """Draw an ellipsoid (as ``geometry.fit_ellipsoid`` returns it) on a 3-D axis."""
     u, v = np.meshgrid(np.linspace(0, 2 * np.pi, resolution), np.linspace(0, np.pi, resolution))
