@@ -126,8 +126,9 @@ DIGIT_LIKE = Criterion(
     ">=",
     0.8,
     "A set of outputs is digit-like when it keeps at least half of its ink (the opposite of "
-    "'degrades toward black') and the judge reads it with a mean confidence of 0.8, which real "
-    "digits exceed by a wide margin while blobs and noise fall below it.",
+    "'degrades toward black') and the judge reads it with a mean confidence of 0.8. 'How we "
+    "measure' gives the judge's mean confidence on real digits and on the same digits with their "
+    "pixels shuffled; blurry blobs can pass it too, so the chapters show the images beside the verdict.",
 )
 
 MORPHS = Criterion(
