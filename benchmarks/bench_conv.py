@@ -33,60 +33,32 @@ from geovae_core.losses import loss_terms
 from geovae_core.models import build_model
 
 _AE = dict(activation="relu", likelihood="mse", optimizer="adam", lr=1e-3, init_std=None, loss_terms=(("recon", 1.0),))
+CELEBA = (3, 64, 64)
+
+
+def celeba_conv(latent: str, latent_dim: int, widths: tuple, batch_size: int, **overrides) -> ExperimentConfig:
+    """A CelebA 64 x 64 conv model of the book, trained as an AE (``overrides`` change that)."""
+    return ExperimentConfig(
+        model="conv",
+        dataset="celeba",
+        latent=latent,
+        latent_dim=latent_dim,
+        widths=widths,
+        batch_size=batch_size,
+        **{**_AE, **overrides},
+    )
+
+
 # (row label, config, image shape)
 MODELS = [
-    (
-        "CelebA conv AE [32..256] z=786, batch 32 (N1, N6)",
-        ExperimentConfig(
-            model="conv",
-            dataset="celeba",
-            latent="point",
-            latent_dim=786,
-            widths=(32, 64, 128, 256),
-            batch_size=32,
-            **_AE,
-        ),
-        (3, 64, 64),
-    ),
+    ("CelebA conv AE [32..256] z=786, batch 32 (N1, N6)", celeba_conv("point", 786, (32, 64, 128, 256), 32), CELEBA),
     (
         "CelebA conv VAE [32..256] z=128, batch 64 (N4)",
-        ExperimentConfig(
-            model="conv",
-            dataset="celeba",
-            latent="sampled",
-            latent_dim=128,
-            widths=(32, 64, 128, 256),
-            batch_size=64,
-            **{**_AE, "loss_terms": (("recon", 1.0), ("kl", 1.0))},
-        ),
-        (3, 64, 64),
+        celeba_conv("sampled", 128, (32, 64, 128, 256), 64, loss_terms=(("recon", 1.0), ("kl", 1.0))),
+        CELEBA,
     ),
-    (
-        "CelebA conv AE [16..128] z=128, batch 64 (N7, N8)",
-        ExperimentConfig(
-            model="conv",
-            dataset="celeba",
-            latent="point",
-            latent_dim=128,
-            widths=(16, 32, 64, 128),
-            batch_size=64,
-            **_AE,
-        ),
-        (3, 64, 64),
-    ),
-    (
-        "CelebA conv AE [16..128] z=786, batch 32",
-        ExperimentConfig(
-            model="conv",
-            dataset="celeba",
-            latent="point",
-            latent_dim=786,
-            widths=(16, 32, 64, 128),
-            batch_size=32,
-            **_AE,
-        ),
-        (3, 64, 64),
-    ),
+    ("CelebA conv AE [16..128] z=128, batch 64 (N7, N8)", celeba_conv("point", 128, (16, 32, 64, 128), 64), CELEBA),
+    ("CelebA conv AE [16..128] z=786, batch 32", celeba_conv("point", 786, (16, 32, 64, 128), 32), CELEBA),
     (
         "FashionMNIST VQ-AE conv_map [32, 64], 7x7x64 map, batch 64 (N10)",
         ExperimentConfig(

@@ -30,9 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .config import ExperimentConfig
 from .data import experiment_split
 from .errors import TrainingDivergedError
-from .losses import loss_terms
 from .models import build_model, count_parameters
-from .training import Run, evaluate, make_optimizer
+from .training import Run, batch_terms, evaluate, start_training
 
 DRY_RUN = "GEOVAE_DRY_RUN"
 REPORT = "GEOVAE_DRY_RUN_REPORT"
@@ -69,22 +68,12 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
     model = build_model(cpu, image_shape)
     if config.init_from is not None:  # the weights it would start from must fit
         model.load_state_dict(build_model(config.init_from, image_shape).state_dict())
-    for name in config.freeze:
-        getattr(model, name).requires_grad_(False)
-    order = torch.Generator().manual_seed(config.seed)
-    if hasattr(model, "initialise_codebook"):
-        model.initialise_codebook(x_train, order)
-    optimizer = make_optimizer(cpu, [p for p in model.parameters() if p.requires_grad])
+    order, optimizer = start_training(model, cpu, x_train)
     batch = min(config.batch_size, len(x_train))
 
     def step() -> dict:
         index = torch.randint(len(x_train), (batch,), generator=order)
-        xb, yb = x_train[index], y_train[index]
-        if config.pool_size:
-            out = model(xb, x_train[torch.randint(len(x_train), (config.pool_size,), generator=order)])
-        else:
-            out = model(xb)
-        terms = loss_terms(xb, yb, out, cpu)
+        terms = batch_terms(model, cpu, x_train, x_train[index], y_train[index], order)
         optimizer.zero_grad()
         terms["loss"].backward()
         optimizer.step()

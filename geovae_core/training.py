@@ -59,6 +59,27 @@ def make_optimizer(config: ExperimentConfig, parameters):
     return OPTIMIZERS[config.optimizer](parameters, lr=config.lr, weight_decay=config.weight_decay, **fused)
 
 
+def start_training(model, config: ExperimentConfig, x_train: torch.Tensor):
+    """What ``train`` and the dry run do before the first step: freeze ``config.freeze``, seed
+    the batch order, start a codebook at distinct training encodings (P App. A.4) and make the
+    optimiser. Returns (order, optimizer)."""
+    for name in config.freeze:
+        getattr(model, name).requires_grad_(False)
+    order = torch.Generator().manual_seed(config.seed)
+    if hasattr(model, "initialise_codebook"):
+        model.initialise_codebook(x_train, order)
+    return order, make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
+
+
+def batch_terms(model, config: ExperimentConfig, x_train, xb, yb, order) -> dict:
+    """The config's loss terms on one batch; a model with a pool (R's cluster centres) is also
+    given ``pool_size`` training images drawn with ``order``."""
+    if config.pool_size:
+        drawn = torch.randint(len(x_train), (config.pool_size,), generator=order).to(config.device)
+        return loss_terms(xb, yb, model(xb, x_train.index_select(0, drawn)), config)
+    return loss_terms(xb, yb, model(xb), config)
+
+
 @torch.no_grad()
 def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     """Means over (x, y) of the config's loss terms, computed in chunks. Chunks of 128:
@@ -83,12 +104,7 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
     model = build_model(config, tuple(x_train.shape[1:])).to(config.device)
     if config.init_from is not None:
         _warm_start(model, config, tuple(x_train.shape[1:]), progress)
-    for name in config.freeze:
-        getattr(model, name).requires_grad_(False)
-    order = torch.Generator().manual_seed(config.seed)
-    if hasattr(model, "initialise_codebook"):
-        model.initialise_codebook(x_train, order)
-    optimizer = make_optimizer(config, [p for p in model.parameters() if p.requires_grad])
+    order, optimizer = start_training(model, config, x_train)
     n, batch = len(x_train), config.batch_size
     history = []
     bar = progress_bar(range(1, config.epochs + 1), config.label(), progress)
@@ -100,12 +116,7 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
             for start in range(0, n, batch):
                 index = permutation[start : start + batch]
                 xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
-                if config.pool_size:
-                    drawn = torch.randint(n, (config.pool_size,), generator=order).to(config.device)
-                    out = model(xb, x_train.index_select(0, drawn))
-                else:
-                    out = model(xb)
-                terms = loss_terms(xb, yb, out, config)
+                terms = batch_terms(model, config, x_train, xb, yb, order)
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(

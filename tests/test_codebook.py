@@ -254,8 +254,8 @@ def test_centres_record_their_state_at_the_first_training_step():
     assert torch.equal(centres.initial, start)
 
 
-def _centre_model(**changes):
-    config = ExperimentConfig(
+def _centre_config(**changes) -> ExperimentConfig:
+    base = dict(
         model="mlp",
         latent="centres",
         latent_dim=4,
@@ -264,9 +264,12 @@ def _centre_model(**changes):
         likelihood="mse",
         codebook_size=3,
         init_std=None,
-        **changes,
     )
-    return build_model(config, (1, 28, 28))
+    return ExperimentConfig(**{**base, **changes})
+
+
+def _centre_model():
+    return build_model(_centre_config(), (1, 28, 28))
 
 
 def _gradient_reaches(model, loss) -> dict:
@@ -304,16 +307,9 @@ def test_without_a_pool_the_batch_is_the_pool_and_other_latents_refuse_one():
 
 def test_training_with_a_pool_records_the_centre_steps(monkeypatch, tmp_path):
     monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
-    config = ExperimentConfig(
-        model="mlp",
-        latent="centres",
-        latent_dim=4,
-        widths=(16,),
-        activation="relu",
-        likelihood="mse",
+    config = _centre_config(
         codebook_size=2,
         pool_size=32,
-        init_std=None,
         optimizer="adam",
         lr=1e-3,
         loss_terms=(("recon", 1.0), ("centre_pull", 1.0)),
