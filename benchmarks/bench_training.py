@@ -16,6 +16,9 @@ and BCE. Each further row adds one piece to the row above it, up to geovae's own
   + subnormals flushed        ``training.flushing_denormals`` around the steps, in every
                               OpenMP thread (K's weight decay drives the weights of MNIST's
                               blank pixels through subnormal floats; same losses to the bit)
+  + closed-form gradient      ``closed_form.Gradient``: the same forward pass and loss terms,
+                              the backward pass written out instead of autograd's (the same
+                              gradient up to float rounding)
   geovae loop (all)           ``geovae_core.train`` itself
 
 The rows run interleaved, one epoch each per round (A/B/A/B...), so that all see the same
@@ -40,6 +43,7 @@ import torchvision
 from torch.utils.data import DataLoader
 
 from geovae_core import ExperimentConfig, train
+from geovae_core.closed_form import Gradient
 from geovae_core.data import data_root, load_dataset
 from geovae_core.losses import LOSS_TERMS, bernoulli_nll, kl_to_standard_normal, loss_terms
 from geovae_core.models import build_model
@@ -110,11 +114,13 @@ def _old_loss_terms(x, y, out, cfg) -> dict:
     return terms
 
 
-def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush: bool = False):
+def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush: bool = False, closed_form=False):
     """One epoch per ``next``: batches of 100 by index from ``images``. ``loss``: "examples"
     (sigmoid + BCE) or "geovae" (its loss terms); ``bookkeeping``: "none" (just the loss),
-    "old" (the loop before issue 11) or "new" (the loop now)."""
+    "old" (the loop before issue 11) or "new" (the loop now); ``closed_form``: the terms and
+    gradient from ``closed_form.Gradient`` (with the "new" bookkeeping)."""
     cfg, model, optimizer = _model_and_optimizer(fused)
+    gradient = Gradient(model, cfg) if closed_form else None
     order = torch.Generator().manual_seed(0)
     n, batch = len(images), 100
     while True:
@@ -125,21 +131,26 @@ def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush:
             for start in range(0, n, batch):
                 index = permutation[start : start + batch]
                 xb = images[index] if bookkeeping != "new" else images.index_select(0, index)
-                out = model(xb)
-                if loss == "examples":
-                    value = _examples_loss(out, xb)
-                elif bookkeeping == "none":
-                    value = (
-                        bernoulli_nll(out["logits"], xb.flatten(1)).mean()
-                        + kl_to_standard_normal(out["mu"], out["logvar"]).mean()
-                    )
-                else:
-                    terms = (_old_loss_terms if bookkeeping == "old" else loss_terms)(xb, None, out, cfg)
-                    value = terms["loss"]
-                    if not torch.isfinite(value):
+                if gradient is not None:
+                    terms = gradient(xb, None)
+                    if not torch.isfinite(terms["loss"]):
                         raise RuntimeError("the loss diverged")
-                optimizer.zero_grad()
-                value.backward()
+                else:
+                    out = model(xb)
+                    if loss == "examples":
+                        value = _examples_loss(out, xb)
+                    elif bookkeeping == "none":
+                        value = (
+                            bernoulli_nll(out["logits"], xb.flatten(1)).mean()
+                            + kl_to_standard_normal(out["mu"], out["logvar"]).mean()
+                        )
+                    else:
+                        terms = (_old_loss_terms if bookkeeping == "old" else loss_terms)(xb, None, out, cfg)
+                        value = terms["loss"]
+                        if not torch.isfinite(value):
+                            raise RuntimeError("the loss diverged")
+                    optimizer.zero_grad()
+                    value.backward()
                 optimizer.step()
                 if bookkeeping == "old":
                     for name, term in terms.items():
@@ -182,6 +193,9 @@ def main() -> None:
         ),
         "+ subnormals flushed in every thread": in_memory_epochs(
             images, fused=True, loss="geovae", bookkeeping="new", flush=True
+        ),
+        "+ closed-form gradient (no autograd)": in_memory_epochs(
+            images, fused=True, loss="geovae", bookkeeping="new", flush=True, closed_form=True
         ),
         "geovae loop (all): geovae_core.train": geovae_epochs(),
     }

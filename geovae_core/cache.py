@@ -42,7 +42,16 @@ from .storage import atomic_torch_save, cache_dir, check_writable, describe, loa
 from .training import EpochHook, Run, train
 
 # The modules whose code determines a trained model (geometry and codebook hold the hooks).
-CODE_MODULES = ("config.py", "data.py", "models.py", "losses.py", "codebook.py", "training.py", "geometry.py")
+CODE_MODULES = (
+    "config.py",
+    "data.py",
+    "models.py",
+    "losses.py",
+    "codebook.py",
+    "training.py",
+    "closed_form.py",
+    "geometry.py",
+)
 DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 SCHEDULER = "GEOVAE_SCHEDULER"
 

@@ -3,7 +3,9 @@
 Batches are taken by index from in-memory tensors; every epoch records the training means of
 the config's loss terms and the same terms on the test set, then whatever the hooks return.
 The steps run with subnormal floats flushed to zero (``flushing_denormals``), which changes
-no loss; ``benchmarks/bench_training.py`` credits each speed-up of the loop.
+no loss. K's models on the CPU take their gradient in closed form (``closed_form``), the same
+as autograd's up to float rounding; every other model, from autograd.
+``benchmarks/bench_training.py`` credits each speed-up of the loop.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from tqdm.auto import tqdm as tqdm_auto
 from tqdm.std import tqdm as tqdm_std
 
+from . import closed_form
 from .config import ExperimentConfig
 from .data import experiment_split
 from .errors import TrainingDivergedError
@@ -80,6 +83,22 @@ def batch_terms(model, config: ExperimentConfig, x_train, xb, yb, order) -> dict
     return loss_terms(xb, yb, model(xb), config)
 
 
+def gradient_function(model, config: ExperimentConfig, x_train, order, optimizer, use_closed_form: bool = True):
+    """The function that takes a batch (x, y) to its loss terms and sets every parameter's
+    gradient: ``closed_form.Gradient`` where it covers the config (K's models on the CPU),
+    else ``batch_terms`` and autograd."""
+    if use_closed_form and closed_form.covers(config):
+        return closed_form.Gradient(model, config)
+
+    def by_autograd(xb, yb):
+        terms = batch_terms(model, config, x_train, xb, yb, order)
+        optimizer.zero_grad()
+        terms["loss"].backward()
+        return terms
+
+    return by_autograd
+
+
 @torch.no_grad()
 def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     """Means over (x, y) of the config's loss terms, computed in chunks. Chunks of 128:
@@ -95,9 +114,15 @@ def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     return {name: total / n for name, total in sums.items()}
 
 
-def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None, progress: bool = True) -> Run:
+def train(
+    config: ExperimentConfig,
+    hooks: Mapping[str, EpochHook] | None = None,
+    progress: bool = True,
+    autograd_only: bool = False,
+) -> Run:
     """Train ``config`` from scratch (seeded); raise TrainingDivergedError on a NaN/inf loss,
-    and at the end on a NaN/inf weight or recorded metric."""
+    and at the end on a NaN/inf weight or recorded metric. ``autograd_only`` takes every
+    gradient from autograd, also where ``closed_form.Gradient`` covers the config."""
     torch.manual_seed(config.seed)
     split = experiment_split(config)
     x_train, y_train, x_test, y_test = split
@@ -105,6 +130,7 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
     if config.init_from is not None:
         _warm_start(model, config, tuple(x_train.shape[1:]), progress)
     order, optimizer = start_training(model, config, x_train)
+    gradient = gradient_function(model, config, x_train, order, optimizer, not autograd_only)
     n, batch = len(x_train), config.batch_size
     history = []
     bar = progress_bar(range(1, config.epochs + 1), config.label(), progress)
@@ -116,14 +142,12 @@ def train(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None
             for start in range(0, n, batch):
                 index = permutation[start : start + batch]
                 xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
-                terms = batch_terms(model, config, x_train, xb, yb, order)
+                terms = gradient(xb, yb)
                 loss = terms["loss"]
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(
                         f"{config.label()}: loss became {float(loss.detach())} in epoch {epoch}; nothing was cached"
                     )
-                optimizer.zero_grad()
-                loss.backward()
                 optimizer.step()
                 with torch.no_grad():  # the terms' sums over the epoch, all in one tensor
                     values = torch.stack(tuple(terms.values())) * len(index)
