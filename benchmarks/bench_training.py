@@ -16,7 +16,8 @@ and BCE. Each further row adds one piece to the row above it, up to geovae's own
   + subnormals flushed        ``training.flushing_denormals`` around the steps, in every
                               OpenMP thread (K's weight decay drives the weights of MNIST's
                               blank pixels through subnormal floats; same losses to the bit)
-  + closed-form gradient      ``closed_form.Gradient``: the same forward pass and loss terms,
+  + closed-form gradient      ``closed_form.Gradient`` (through ``training.gradient_function``,
+                              as ``train`` takes it): the same forward pass and loss terms,
                               the backward pass written out instead of autograd's (the same
                               gradient up to float rounding)
   geovae loop (all)           ``geovae_core.train`` itself
@@ -43,12 +44,11 @@ import torchvision
 from torch.utils.data import DataLoader
 
 from geovae_core import ExperimentConfig, train
-from geovae_core.closed_form import Gradient
 from geovae_core.data import data_root, load_dataset
-from geovae_core.losses import LOSS_TERMS, bernoulli_nll, kl_to_standard_normal, loss_terms
+from geovae_core.losses import LOSS_TERMS, bernoulli_nll, kl_to_standard_normal
 from geovae_core.models import build_model
 from geovae_core.storage import cache_dir
-from geovae_core.training import flushing_denormals
+from geovae_core.training import flushing_denormals, gradient_function
 
 TARGET_SECONDS = 1.5
 TARGET_SPEED_UP = 3.0
@@ -117,11 +117,11 @@ def _old_loss_terms(x, y, out, cfg) -> dict:
 def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush: bool = False, closed_form=False):
     """One epoch per ``next``: batches of 100 by index from ``images``. ``loss``: "examples"
     (sigmoid + BCE) or "geovae" (its loss terms); ``bookkeeping``: "none" (just the loss),
-    "old" (the loop before issue 11) or "new" (the loop now); ``closed_form``: the terms and
-    gradient from ``closed_form.Gradient`` (with the "new" bookkeeping)."""
+    "old" (the loop before issue 11) or "new" (the loop now: the terms and gradient from
+    ``training.gradient_function``, in closed form with ``closed_form``, else by autograd)."""
     cfg, model, optimizer = _model_and_optimizer(fused)
-    gradient = Gradient(model, cfg) if closed_form else None
     order = torch.Generator().manual_seed(0)
+    gradient = gradient_function(model, cfg, images, order, optimizer, closed_form) if bookkeeping == "new" else None
     n, batch = len(images), 100
     while True:
         started = time.perf_counter()
@@ -133,8 +133,6 @@ def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush:
                 xb = images[index] if bookkeeping != "new" else images.index_select(0, index)
                 if gradient is not None:
                     terms = gradient(xb, None)
-                    if not torch.isfinite(terms["loss"]):
-                        raise RuntimeError("the loss diverged")
                 else:
                     out = model(xb)
                     if loss == "examples":
@@ -145,12 +143,12 @@ def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush:
                             + kl_to_standard_normal(out["mu"], out["logvar"]).mean()
                         )
                     else:
-                        terms = (_old_loss_terms if bookkeeping == "old" else loss_terms)(xb, None, out, cfg)
+                        terms = _old_loss_terms(xb, None, out, cfg)
                         value = terms["loss"]
-                        if not torch.isfinite(value):
-                            raise RuntimeError("the loss diverged")
                     optimizer.zero_grad()
                     value.backward()
+                if bookkeeping != "none" and not torch.isfinite(terms["loss"]):
+                    raise RuntimeError("the loss diverged")
                 optimizer.step()
                 if bookkeeping == "old":
                     for name, term in terms.items():

@@ -25,17 +25,15 @@ def covers(config: ExperimentConfig) -> bool:
     and optionally ``kl``) or AE (``recon`` alone) with a Bernoulli decoder, any term weights,
     nothing frozen, on the CPU."""
     names = [name for name, _ in config.loss_terms]
-    terms_covered = (config.latent == "sampled" and set(names) <= {"recon", "kl"}) or (
-        config.latent == "point" and set(names) == {"recon"}
-    )
+    allowed = {"sampled": {"recon", "kl"}, "point": {"recon"}}.get(config.latent, set())
     return (
         config.model == "kth"
         and config.device == "cpu"
         and config.activation == "tanh"
         and config.likelihood == "bernoulli"
         and "recon" in names
+        and set(names) <= allowed
         and len(set(names)) == len(names)
-        and terms_covered
         and not config.freeze
         and not config.pool_size
     )
@@ -48,7 +46,7 @@ class Gradient:
     def __init__(self, model: torch.nn.Module, config: ExperimentConfig):
         if not covers(config):
             raise ValueError(f"{config.label()}: no closed-form gradient for this config")
-        self.model, self.config = model, config
+        self.config = config
         self.weights = dict(config.loss_terms)
         self.layers = (model.encoder[1][0], model.encoder[1][2], model.decoder[0], model.decoder[2])
         for layer in self.layers:

@@ -9,7 +9,7 @@ from geovae_core import ExperimentConfig, train
 from geovae_core.closed_form import Gradient, covers
 from geovae_core.data import experiment_split
 from geovae_core.models import build_model
-from geovae_core.training import batch_terms, gradient_function
+from geovae_core.training import gradient_function, make_optimizer
 
 VAE = ExperimentConfig(model="kth", latent_dim=20, lr=0.02, weight_decay=1 / 60000)
 CASES = {
@@ -27,10 +27,9 @@ def _batch(config: ExperimentConfig) -> torch.Tensor:
 
 
 def _autograd(model, config, x):
-    for parameter in model.parameters():
-        parameter.grad = None
-    terms = batch_terms(model, config, None, x, None, None)
-    terms["loss"].backward()
+    """The batch's terms and gradient by autograd, as ``train`` takes them with ``autograd_only``."""
+    optimizer = make_optimizer(config, model.parameters())
+    terms = gradient_function(model, config, None, None, optimizer, use_closed_form=False)(x, None)
     return {name: value.detach() for name, value in terms.items()}, {
         name: p.grad.clone() for name, p in model.named_parameters()
     }
