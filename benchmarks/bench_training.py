@@ -19,11 +19,14 @@ and BCE. Each further row adds one piece to the row above it, up to geovae's own
   + closed-form gradient      ``closed_form.Gradient`` (through ``training.gradient_function``,
                               as ``train`` takes it): the same forward pass and loss terms,
                               the backward pass written out instead of autograd's (the same
-                              gradient up to float rounding)
+                              gradient up to float rounding), its products by MKL
+  + products by oneDNN        ``closed_form.linear`` as ``train`` takes it: oneDNN on AMD's
+                              CPUs, where MKL runs AVX2 code (elsewhere MKL: the row above)
   geovae loop (all)           ``geovae_core.train`` itself
 
 A last row is no loop but its floor: the same 11 matrix products per batch (the four layers'
-forward, their weight gradients and three input gradients) and the fused Adagrad step, with
+forward, their weight gradients and three input gradients, by ``closed_form.linear`` as the
+loop takes them) and the fused Adagrad step, with
 no activation, loss, sampling or bookkeeping. A loop that computes these products and takes
 this step cannot take less; what geovae's loop takes beyond it is the price of everything
 elementwise and of its bookkeeping.
@@ -43,13 +46,14 @@ import os
 import shutil
 import statistics
 import time
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch.utils.data import DataLoader
 
-from geovae_core import ExperimentConfig, train
+from geovae_core import ExperimentConfig, closed_form, train
 from geovae_core.data import data_root, load_dataset
 from geovae_core.losses import LOSS_TERMS, bernoulli_nll, kl_to_standard_normal
 from geovae_core.models import build_model
@@ -121,20 +125,28 @@ def _old_loss_terms(x, y, out, cfg) -> dict:
     return terms
 
 
-def in_memory_epochs(images, *, fused: bool, loss: str, bookkeeping: str, flush: bool = False, closed_form=False):
+def in_memory_epochs(
+    images, *, fused: bool, loss: str, bookkeeping: str, flush: bool = False, closed: bool = False, onednn=True
+):
     """One epoch per ``next``: batches of 100 by index from ``images``. ``loss``: "examples"
     (sigmoid + BCE) or "geovae" (its loss terms); ``bookkeeping``: "none" (just the loss),
     "old" (the loop before issue 11) or "new" (the loop now: the terms and gradient from
-    ``training.gradient_function``, in closed form with ``closed_form``, else by autograd)."""
+    ``training.gradient_function``, in closed form with ``closed``, else by autograd);
+    ``onednn=False`` keeps the closed form's products on MKL."""
     cfg, model, optimizer = _model_and_optimizer(fused)
     order = torch.Generator().manual_seed(0)
-    gradient = gradient_function(model, cfg, images, order, optimizer, closed_form) if bookkeeping == "new" else None
+    gradient = gradient_function(model, cfg, images, order, optimizer, closed) if bookkeeping == "new" else None
+    products = (
+        contextlib.nullcontext
+        if onednn
+        else lambda: mock.patch.object(closed_form, "_products_by_onednn", lambda: False)
+    )
     n, batch = len(images), 100
     while True:
         started = time.perf_counter()
         permutation = torch.randperm(n, generator=order)
         sums, names = {}, None
-        with flushing_denormals() if flush else contextlib.nullcontext():
+        with flushing_denormals() if flush else contextlib.nullcontext(), products():
             for start in range(0, n, batch):
                 index = permutation[start : start + batch]
                 xb = images[index] if bookkeeping != "new" else images.index_select(0, index)
@@ -190,17 +202,17 @@ def floor_epochs(images):
             for start in range(0, n, batch):
                 inputs = [images.index_select(0, permutation[start : start + batch]).flatten(1)]
                 for layer in layers:  # the latent layer's first half feeds the decoder, as z would
-                    out = F.linear(inputs[-1], layer.weight, layer.bias)
-                    inputs.append(out[:, : layer.out_features // 2] if layer is layers[1] else out)
+                    out = closed_form.linear(inputs[-1], layer.weight, layer.bias)
+                    inputs.append(out[:, : layer.out_features // 2].contiguous() if layer is layers[1] else out)
                 d_out = inputs[-1]
                 for index in reversed(range(len(layers))):
                     layer = layers[index]
                     if index == 1:  # both halves of the latent layer's output get a gradient, as mu and logvar do
                         d_out = torch.cat([d_out, d_out], dim=1)
-                    torch.mm(d_out.t(), inputs[index], out=layer.weight.grad)
+                    layer.weight.grad = closed_form.linear(d_out.t(), inputs[index].t())
                     torch.sum(d_out, dim=0, out=layer.bias.grad)
                     if index:  # the first layer's input is the image: no gradient
-                        d_out = d_out @ layer.weight
+                        d_out = closed_form.linear(d_out, layer.weight.t())
                 optimizer.step()
         yield time.perf_counter() - started
 
@@ -229,7 +241,10 @@ def rows(images: torch.Tensor) -> dict:
             images, fused=True, loss="geovae", bookkeeping="new", flush=True
         ),
         "+ closed-form gradient (no autograd)": in_memory_epochs(
-            images, fused=True, loss="geovae", bookkeeping="new", flush=True, closed_form=True
+            images, fused=True, loss="geovae", bookkeeping="new", flush=True, closed=True, onednn=False
+        ),
+        "+ products by oneDNN (on AMD's CPUs)": in_memory_epochs(
+            images, fused=True, loss="geovae", bookkeeping="new", flush=True, closed=True
         ),
         "geovae loop (all): geovae_core.train": geovae_epochs(),
         FLOOR: floor_epochs(images),
@@ -245,7 +260,8 @@ def main() -> None:
     rows_by_label = rows(images)
     load = os.getloadavg()[0]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.2f} at the start; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, products by "
+        f"{'oneDNN' if closed_form._products_by_onednn() else 'MKL'}, load average {load:.2f} at the start; "
         f"{args.rounds} interleaved rounds of one epoch per row"
     )
     times = {label: [] for label in rows_by_label}

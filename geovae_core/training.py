@@ -3,8 +3,9 @@
 Batches are taken by index from in-memory tensors; every epoch records the training means of
 the config's loss terms and the same terms on the test set, then whatever the hooks return.
 The steps run with subnormal floats flushed to zero (``flushing_denormals``), which changes
-no loss. K's models on the CPU take their gradient in closed form (``closed_form``), the same
-as autograd's up to float rounding; every other model, from autograd.
+no loss. K's models on the CPU take their gradient in closed form (``closed_form``, its
+products by oneDNN on AMD's CPUs), the same as autograd's up to float rounding; every other
+model, from autograd.
 ``benchmarks/bench_training.py`` credits each speed-up of the loop.
 """
 

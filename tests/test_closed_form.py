@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geovae_core import ExperimentConfig, train
-from geovae_core.closed_form import Gradient, covers
+from geovae_core import ExperimentConfig, closed_form, train
+from geovae_core.closed_form import Gradient, covers, linear
 from geovae_core.data import experiment_split
 from geovae_core.models import build_model
 from geovae_core.training import gradient_function, make_optimizer
@@ -37,7 +37,7 @@ def _autograd(model, config, x):
 
 @pytest.mark.parametrize("init_std", [0.01, 0.1])
 @pytest.mark.parametrize("name", list(CASES))
-def test_the_closed_form_gives_autograd_s_terms_to_the_bit_and_its_gradient_to_float_rounding(name, init_std):
+def test_the_closed_form_gives_autograd_s_terms_and_gradient_to_float_rounding(name, init_std):
     config = CASES[name].replace(init_std=init_std)
     torch.manual_seed(3)
     model = build_model(config, (1, 28, 28))
@@ -48,12 +48,30 @@ def test_the_closed_form_gives_autograd_s_terms_to_the_bit_and_its_gradient_to_f
     closed_terms = Gradient(model, config)(x, None)
     assert list(closed_terms) == list(terms)
     for term, value in terms.items():
-        assert torch.equal(closed_terms[term], value), term
+        assert float(closed_terms[term]) == pytest.approx(float(value), rel=1e-5, abs=1e-7), term
     for parameter_name, parameter in model.named_parameters():
         reference = gradient[parameter_name]
         scale = float(reference.abs().max())
         assert scale > 0, parameter_name
         assert float((parameter.grad - reference).abs().max()) <= 1e-5 * scale, parameter_name
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_linear_is_f_linear_to_float_rounding_by_either_library(onednn, monkeypatch):
+    """The three products of a layer, as ``Gradient`` takes them: forward, weight gradient
+    (transposed operands) and input gradient (a transposed weight); oneDNN where the CPU is
+    AMD's, MKL elsewhere."""
+    monkeypatch.setattr(closed_form, "_products_by_onednn", lambda: onednn)
+    torch.manual_seed(0)
+    x, weight, bias, d_out = torch.rand(100, 784), torch.randn(500, 784), torch.randn(500), torch.randn(100, 500)
+    cases = {
+        "forward": (linear(x, weight, bias), x @ weight.t() + bias),
+        "weight gradient": (linear(d_out.t(), x.t()), d_out.t() @ x),
+        "input gradient": (linear(d_out, weight.t()), d_out @ weight),
+    }
+    for case, (value, reference) in cases.items():
+        assert value.shape == reference.shape, case
+        assert float((value - reference).abs().max()) <= 1e-5 * float(reference.abs().max()), case
 
 
 def test_the_closed_form_gradient_is_not_autograd_s_for_another_batch():
