@@ -38,7 +38,7 @@ from . import dryrun
 from .config import ExperimentConfig
 from .errors import CacheNotWritableError
 from .models import build_model
-from .storage import atomic_torch_save, cache_dir, check_writable, describe, load_checked, set_aside
+from .storage import atomic_torch_save, cache_dir, check_writable, describe, load_checked, paid_once, set_aside
 from .training import EpochHook, Run, train
 
 # The modules whose code determines a trained model (geometry and codebook hold the hooks).
@@ -93,8 +93,15 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None, progress: bool = True) -> Run:
+def run(
+    config: ExperimentConfig,
+    hooks: Mapping[str, EpochHook] | None = None,
+    progress: bool = True,
+    one_off: str | None = None,
+) -> Run:
     """``train`` through the cache: a config this code trained before is loaded, not retrained.
+    ``one_off`` names a run that serves every chapter (a judge classifier): its training is
+    announced and timed as a cost paid once per cache (``storage.paid_once``).
 
     The entry is written atomically after the last epoch, so an interrupted or diverged run
     leaves none. Hook names are part of the key; a hook's code is part of the code version
@@ -126,8 +133,9 @@ def run(config: ExperimentConfig, hooks: Mapping[str, EpochHook] | None = None, 
             stale = _from_stale_entry(path, config, progress)
             if stale is not None:
                 return stale
-        result = train(config, hooks, progress)
-        atomic_torch_save(_entry(result, hooks), path)
+        with paid_once(one_off) if one_off else contextlib.nullcontext():
+            result = train(config, hooks, progress)
+            atomic_torch_save(_entry(result, hooks), path)
         return result
 
 

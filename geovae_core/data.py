@@ -33,7 +33,7 @@ import torchvision
 from PIL import Image
 
 from .errors import DatasetChecksumError, DatasetNotFoundError
-from .storage import atomic_torch_save, cache_dir, describe, load_checked, set_aside
+from .storage import atomic_torch_save, cache_dir, describe, load_checked, paid_once, set_aside
 
 # name -> (torchvision class, folder under the root, class names)
 IDX_DATASETS = {
@@ -267,13 +267,14 @@ def load_dataset(name: str, root: str | None = None) -> ImageDataset:
     cached = cache_dir() / "data" / _cache_name(name, root_path)
     tensors = _read_decoded(name, cached) if cached.is_file() else None
     if tensors is None:
-        if name in IDX_DATASETS:
-            tensors = _decode_idx(name, root_path)
-        elif name == "cifar10":
-            tensors = _decode_cifar10(root_path)
-        else:
-            tensors = _decode_celeba(root_path)
-        atomic_torch_save(tensors, cached)
+        with paid_once(f"decoding {name}"):
+            if name in IDX_DATASETS:
+                tensors = _decode_idx(name, root_path)
+            elif name == "cifar10":
+                tensors = _decode_cifar10(root_path)
+            else:
+                tensors = _decode_celeba(root_path)
+            atomic_torch_save(tensors, cached)
     as_float = {k: (v.float() / 255.0 if k.endswith("images") else v) for k, v in tensors.items()}
     classes = IDX_DATASETS[name][2] if name in IDX_DATASETS else CIFAR10_CLASSES if name == "cifar10" else ()
     return ImageDataset(name=name, classes=classes, **as_float)

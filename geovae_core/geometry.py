@@ -8,9 +8,14 @@ float64 after centring on the first set's mean, so codes far from the origin los
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+from pathlib import Path
 
 import torch
+
+from .storage import paid_once
 
 
 def distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -232,6 +237,13 @@ def _cache_umap_kernels() -> None:
                 kernel.enable_caching()
 
 
+def _umap_kernels_cached() -> bool:
+    """Whether numba's cache folder (``$NUMBA_CACHE_DIR``) holds UMAP's compiled kernels; True
+    where none is set (nothing to say then)."""
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    return not folder or any(Path(folder).glob("umap_*/*.nbi"))
+
+
 def sample_map_fit(
     mu: torch.Tensor, logvar: torch.Tensor, samples: int, seed: int = 0, n_neighbors: int = 200, min_dist: float = 0.99
 ) -> dict:
@@ -242,11 +254,13 @@ def sample_map_fit(
     the map keeps the balls' relative placement, and ``min_dist`` keeps each cloud spread out."""
     import umap
 
+    compiling = not _umap_kernels_cached()
     _cache_umap_kernels()
     generator = torch.Generator().manual_seed(seed)
     mu, std = mu.cpu(), torch.exp(0.5 * logvar.cpu())
     points = mu[:, None] + std[:, None] * torch.randn(len(mu), samples, mu.shape[1], generator=generator)
     mapper = umap.UMAP(n_components=3, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1)
-    embedding = mapper.fit_transform(points.flatten(0, 1).numpy())
+    with paid_once("compiling UMAP's kernels (numba), in a first embedding") if compiling else contextlib.nullcontext():
+        embedding = mapper.fit_transform(points.flatten(0, 1).numpy())
     clouds = torch.from_numpy(embedding).float().view(len(mu), samples, 3)
     return {"clouds": clouds, "ellipsoids": [fit_ellipsoid(cloud) for cloud in clouds]}

@@ -150,7 +150,7 @@ class SampleQuality:
         self.dataset, self.n = dataset, min(n, len(data.test_images), len(data.train_images))
         self.space = "judge classifier" if data.classes else f"pixel PCA ({components} components)"
         if data.classes:
-            self.run = run(judge_config(dataset, device), progress=progress)
+            self.run = run(judge_config(dataset, device), progress=progress, one_off=f"training the {dataset} judge")
         else:
             self.run = None
             flat = data.train_images.flatten(1)

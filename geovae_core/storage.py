@@ -8,9 +8,11 @@ its writer's pid (in its name) not running on this machine. A live writer's file
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -20,11 +22,31 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STALE_TEMP_SECONDS = 3600
+ONE_OFF_LOG = "GEOVAE_ONE_OFF_LOG"  # set by the runner for each page it executes
 
 
 def cache_dir() -> Path:
     """``$GEOVAE_CACHE``, or ``~/.cache/geovae``: decoded datasets and trained runs."""
     return Path(os.environ.get("GEOVAE_CACHE", Path.home() / ".cache" / "geovae")).expanduser()
+
+
+@contextlib.contextmanager
+def paid_once(what: str):
+    """Time a cost that the cache pays once (decoding a dataset, training a judge, compiling
+    UMAP's kernels). Under the runner (``$GEOVAE_ONE_OFF_LOG`` set) it goes to that log as a
+    JSON line, for the page's breakdown in ``make book``'s output, and the page stays clean;
+    elsewhere (JupyterLab, papermill by hand) it is said on stderr."""
+    log = os.environ.get(ONE_OFF_LOG)
+    if not log:
+        print(f"{what}: paid once per cache ({cache_dir()})", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    yield
+    seconds = round(time.perf_counter() - started, 1)
+    if log:
+        with open(log, "a") as file:
+            file.write(json.dumps({"what": what, "seconds": seconds}) + "\n")
+    else:
+        print(f"{what}: done in {seconds} s, kept in the cache", file=sys.stderr, flush=True)
 
 
 def results_dir() -> Path:

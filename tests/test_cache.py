@@ -1,8 +1,10 @@
 """The result cache, tested as the failures a user meets: a damaged or stale entry, a code
 change, an unwritable cache, a NaN at the last step, two processes on one config."""
 
+import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +19,7 @@ import torch
 import geovae_core.cache as cache
 import geovae_core.training as training
 from geovae_core import CacheNotWritableError, ExperimentConfig, TrainingDivergedError, run, train
-from geovae_core.storage import STALE_TEMP_SECONDS, atomic_json_save, atomic_torch_save
+from geovae_core.storage import ONE_OFF_LOG, STALE_TEMP_SECONDS, atomic_json_save, atomic_torch_save
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ExperimentConfig(
@@ -498,3 +500,20 @@ def test_the_test_session_removes_its_cache_unless_asked_to_keep_it(tmp_path, ke
     assert len(sessions) == (1 if keep else 0)
     if keep:
         assert str(sessions[0]) in done.stdout
+
+
+def test_a_one_off_run_is_said_when_it_trains_and_not_when_it_loads(runs, monkeypatch, capsys):
+    """``run(..., one_off=...)`` (a judge classifier): outside the runner its training is said
+    on stderr; under the runner it is a line of the page's log instead; loaded, it says nothing."""
+    run(TINY, progress=False, one_off="training the tiny judge")
+    said = capsys.readouterr().err
+    assert f"training the tiny judge: paid once per cache ({runs.parent})" in said
+    assert re.search(r"training the tiny judge: done in [\d.]+ s, kept in the cache", said)
+    log = runs.parent / "one-off.jsonl"
+    monkeypatch.setenv(ONE_OFF_LOG, str(log))
+    run(TINY.replace(seed=1), progress=False, one_off="training the tiny judge")
+    assert capsys.readouterr().err == ""
+    (entry,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entry["what"] == "training the tiny judge" and entry["seconds"] >= 0
+    run(TINY, progress=False, one_off="training the tiny judge")  # loaded: nothing more
+    assert len(log.read_text().splitlines()) == 1 and capsys.readouterr().err == ""

@@ -199,13 +199,15 @@ def _flip_a_pixel_byte(path: Path) -> None:
 def test_a_damaged_decoded_cache_is_named_set_aside_and_decoded_again(fresh, monkeypatch, capsys, damage, reason):
     monkeypatch.setenv("GEOVAE_DATA", str(_shared_data()))
     original = load_dataset("mnist")
+    assert capsys.readouterr().err.startswith(f"decoding mnist: paid once per cache ({fresh / 'cache'})\n")
     cached = fresh / "cache" / "data" / "mnist.pt"
     damage(cached)
     damaged_bytes = cached.read_bytes()
     load_dataset.cache_clear()
     again = load_dataset("mnist")
-    line = capsys.readouterr().err.strip()
-    assert "\n" not in line and line.startswith(f"mnist: decoded cache {cached} is damaged (") and reason in line
+    line, *decoding = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"mnist: decoded cache {cached} is damaged (") and reason in line
+    assert len(decoding) == 2 and decoding[0].startswith("decoding mnist: paid once per cache")
     assert line.endswith("decoding again") and torch.equal(again.train_images, original.train_images)
     moved = list((cached.parent / "damaged").iterdir())
     assert len(moved) == 1 and str(moved[0]) in line and moved[0].read_bytes() == damaged_bytes

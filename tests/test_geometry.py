@@ -5,6 +5,7 @@ import torch
 
 from geovae_core import ExperimentConfig
 from geovae_core.geometry import (
+    _umap_kernels_cached,
     cv_nnd,
     distances,
     dynamic_latent_coverage,
@@ -242,3 +243,17 @@ def test_the_coverage_hook_also_reports_coverage_at_the_first_epoch_s_radius():
             p.mul_(3.0)  # the codes spread out: tau grows, a fixed radius would cover less
         later = hook(model, split)
     assert later["tau"] > first["tau"] and later["coverage_first_tau"] <= later["coverage"]
+
+
+def test_umap_s_kernels_count_as_compiled_once_numba_s_cache_holds_them(tmp_path, monkeypatch):
+    """The first embedding in a cache without them is the one said to be paid once."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not _umap_kernels_cached()
+    (tmp_path / "pynndescent_0").mkdir()
+    (tmp_path / "pynndescent_0" / "utils.norm-10.py311.nbi").touch()
+    assert not _umap_kernels_cached()
+    (tmp_path / "umap_0").mkdir()
+    (tmp_path / "umap_0" / "layouts.clip-9.py311.nbi").touch()
+    assert _umap_kernels_cached()
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert _umap_kernels_cached()  # no cache folder of ours: nothing to say

@@ -194,7 +194,7 @@ def test_a_build_times_each_page_by_phase_and_skips_it_when_unchanged(book, monk
     assert f"numba cache: {SESSION_CACHE / 'numba'}" in book.printed
     line = re.search(
         r"N1-autoencoders-generate \(smoke\): executed in ([\d.]+) s \(set-up [\d.]+, train [\d.]+, "
-        r"score [\d.]+, plot [\d.]+\) on \d+ threads?",
+        r"score [\d.]+, plot [\d.]+(?:; of which paid once per cache: [^)]+)?\) on \d+ threads?",
         book.printed,
     )
     assert line, book.printed
@@ -207,6 +207,7 @@ def test_a_build_times_each_page_by_phase_and_skips_it_when_unchanged(book, monk
         "profile": "smoke",
         "seconds": stored["seconds"],
         "phases": stored["phases"],
+        "once": stored["once"],
         "state": "executed",
         "threads": stored["threads"],
     }
@@ -290,6 +291,31 @@ def test_jobs_run_pages_at_once_with_their_threads_and_report_each_failure(tmp_p
     assert status(bad, fingerprint(bad, "smoke")) == "failed" and status(good, fingerprint(good, "smoke")) == "current"
     pages = json.loads((executed / "timings.json").read_text())["pages"]
     assert pages["B"]["state"] == "failed" and pages["A"]["threads"] == 2
+
+
+def test_a_page_s_costs_paid_once_per_cache_are_named_in_its_breakdown_and_timings(tmp_path, monkeypatch):
+    """A page that decodes MNIST into an empty cache says so in ``make book``'s line and in
+    timings.json (the page itself stays clean); run again on the same cache, it pays nothing."""
+    executed = _redirect(monkeypatch, tmp_path)
+    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path / "cache"))
+    page = _notebook(
+        tmp_path / "A-decodes.ipynb",
+        ("from geovae_core.data import load_dataset\nprint(len(load_dataset('mnist').train_images))", ["phase:train"]),
+    )
+    code, printed = _build([page], "smoke", False, 1, None)
+    assert code == 0, printed
+    line = re.search(
+        r"A-decodes \(smoke\): executed in [\d.]+ s \(.*; of which paid once per cache: decoding mnist ([\d.]+)\)",
+        printed,
+    )
+    assert line and float(line.group(1)) > 0, printed
+    assert _printed(executed / page.name) == "60000\n"
+    once = json.loads((executed / "timings.json").read_text())["pages"]["A"]["once"]
+    assert list(once) == ["decoding mnist"] and once["decoding mnist"] == float(line.group(1))
+    assert not list(executed.glob("*.jsonl"))  # the page's log is read and removed
+    code, printed = _build([page], "smoke", True, 1, None)
+    assert code == 0 and "paid once" not in printed, printed
+    assert json.loads((executed / "timings.json").read_text())["pages"]["A"]["once"] == {}
 
 
 # --- the dry run --------------------------------------------------------------------------------
@@ -378,14 +404,15 @@ def test_the_reproduce_page_shows_the_timings_and_the_dry_run(tmp_path, monkeypa
             "profile": "quick",
             "seconds": 95.0,
             "phases": {"set-up": 5.0, "train": 80.0, "plot": 10.0},
+            "once": {"decoding celeba": 9.84, "training the mnist judge": 20.0},
             "state": "executed",
         },
     )
     runner.record_timing(LEDGER, {"profile": "quick", "seconds": None, "phases": {}, "state": "failed"})
     table = runner.timings_markdown().splitlines()
     assert table[2:4] == [
-        "| N1 | quick | 95 | 5 | 80 | 0 | 0 | 10 |",
-        "| ledger | quick | failed | 0 | 0 | 0 | 0 | 0 |",
+        "| N1 | quick | 95 | 5 | 80 | 0 | 0 | 10 | decoding celeba 9.8; training the mnist judge 20.0 |",
+        "| ledger | quick | failed | 0 | 0 | 0 | 0 | 0 |  |",
     ]
     record = {
         "key": "k",
