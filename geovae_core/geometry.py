@@ -252,15 +252,15 @@ def sample_map_fit(
     Gaussian's projected cloud. Returns the clouds [n, samples, 3] and the ellipsoids.
     UMAP's neighbourhoods are wider than one ball's cloud (``n_neighbors`` > ``samples``), so
     the map keeps the balls' relative placement, and ``min_dist`` keeps each cloud spread out."""
-    import umap
-
-    compiling = not _umap_kernels_cached()
-    _cache_umap_kernels()
     generator = torch.Generator().manual_seed(seed)
     mu, std = mu.cpu(), torch.exp(0.5 * logvar.cpu())
     points = mu[:, None] + std[:, None] * torch.randn(len(mu), samples, mu.shape[1], generator=generator)
-    mapper = umap.UMAP(n_components=3, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1)
+    compiling = not _umap_kernels_cached()  # asked before importing umap, which compiles some kernels
     with paid_once("compiling UMAP's kernels (numba), in a first embedding") if compiling else contextlib.nullcontext():
+        import umap
+
+        _cache_umap_kernels()
+        mapper = umap.UMAP(n_components=3, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1)
         embedding = mapper.fit_transform(points.flatten(0, 1).numpy())
     clouds = torch.from_numpy(embedding).float().view(len(mu), samples, 3)
     return {"clouds": clouds, "ellipsoids": [fit_ellipsoid(cloud) for cloud in clouds]}
