@@ -7,8 +7,8 @@ forward pass with the same operations (the loss terms computed by ``losses.loss_
 and then the backward pass of AEVB's estimator by hand: the Bernoulli term's gradient
 sigmoid(l) - x, the KL term's (AEVB Appendix B), and the reparameterisation z = mu + sigma * eps.
 Terms and gradient are autograd's up to float rounding (tests/test_closed_form.py). An epoch of
-K's VAE on two CPU cores takes about 15 % less time than with autograd, and on AMD's CPUs half
-as long again from the matrix products (``linear``; benchmarks/bench_training.py).
+K's VAE on two CPU cores takes about 15 % less time than with autograd, and on AMD's CPUs a
+third less again from its matrix products (``linear``; benchmarks/bench_training.py).
 """
 
 from __future__ import annotations
