@@ -297,10 +297,10 @@ def execute_page(job: Job) -> dict:
     or keep the partly executed one as ``<name>.failed.ipynb`` (``<name>.dry-run.failed.ipynb``).
     Returns its seconds, phases and threads, or ``error``."""
     job.executed.mkdir(exist_ok=True)
-    one_off_log = job.executed / f"{job.notebook.stem}{'.dry-run' if job.dry_run else ''}.one-off.jsonl"
+    name = f"{job.notebook.stem}{'.dry-run' if job.dry_run else ''}"
+    one_off_log, partial = job.executed / f"{name}.one-off.jsonl", job.executed / f"{name}.failed.ipynb"
     one_off_log.unlink(missing_ok=True)
     environment = {**job.environment, **kernel_threads(job.jobs, job.slot), ONE_OFF_LOG: str(one_off_log.resolve())}
-    partial = job.executed / f"{job.notebook.stem}{'.dry-run' if job.dry_run else ''}.failed.ipynb"
     started = time.perf_counter()
     try:
         papermill.execute_notebook(
