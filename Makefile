@@ -1,11 +1,13 @@
 # Three commands on a fresh machine: `make book`, `make test` and `make lab` (see README.md).
+# Paths may hold spaces (a clone at "~/my papers/geovae"): recipes name the environment's tools by
+# the relative $(BIN), run from the checkout, and quote any absolute path.
 PYTHON ?= python3
 VENV := .venv
-BIN := $(abspath $(VENV))/bin
+BIN := $(VENV)/bin
 PROFILE ?= quick
 # make book JOBS=2: chapters executed two at once, the CPU's threads divided between them.
 JOBS ?= 1
-export PATH := $(BIN):$(PATH)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Offline machines of this project keep the verified archives in ../shared/data.
 ifeq ($(origin GEOVAE_DATA), undefined)
   ifneq ($(wildcard ../shared/data/MNIST),)
@@ -13,12 +15,12 @@ ifeq ($(origin GEOVAE_DATA), undefined)
   endif
 endif
 
-.PHONY: env book test lint lab strip bench clean
+.PHONY: env book test check lint lab strip bench clean
 
 env: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || "$(PYTHON)" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
@@ -42,6 +44,11 @@ test: env lint
 	@started=$$(date +%s); $(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; \
 	echo "make test: pytest took $$(( $$(date +%s) - started )) s"; exit $$status
+
+# Before every commit: the linter and the fast tests (no kernel, notebook, browser, cluster or
+# benchmark; under 2 minutes on 2 cores).
+check: env lint
+	$(BIN)/python -m pytest -m "not slow" -q
 
 # One formatter and linter (configured in pyproject.toml); `ruff format .` and `ruff check --fix .` mend.
 lint: env

@@ -8,11 +8,10 @@ Columns: NCHW (contiguous) or channels_last (NHWC) tensors, oneDNN (``torch.back
 on or off, 1 or 2 threads. Images are random: the time does not depend on the pixels. "best"
 gives the fastest setting and its speed-up over the first column, the training loop's own.
 
-On this project's idle 2-core machine (Nov 2026), oneDNN (on by default) is 2.5-3.5x faster
-than without it, and 2 threads 1.6-1.9x faster than 1. channels_last gains 0-11 % on the CelebA
-models (not in every run; slower for one of them in one) and about 27 % on the VQ-AE, but its
-convolutions round differently, which Adam's first steps and the codebook's nearest-code
-assignments amplify (the VQ-AE's losses move by 7e-4 in two short epochs): ``train`` keeps NCHW.
+``train`` keeps NCHW, oneDNN on (torch's default) and all threads: channels_last gains on some
+models here, but its convolutions round differently, which Adam's first steps and the
+codebook's nearest-code assignments amplify (the same seed would no longer give the same
+numbers). The table this prints says what each setting gains on the machine it runs on.
 
     .venv/bin/python benchmarks/bench_conv.py          # the layouts at the default threads
     .venv/bin/python benchmarks/bench_conv.py --full   # every layout x oneDNN x threads

@@ -1,4 +1,6 @@
-"""Training speed of geovae's loop against the pytorch/examples way, and what each piece adds.
+"""Training speed: geovae's loop against the pytorch/examples way, what each piece adds, and
+the faster paths the loop does not take (``torch.compile``), with N11's training time at the
+``quick`` and ``paper`` budgets for each.
 
 The model is K's VAE (784-500-20, tanh; Adagrad with weight decay 1/60,000, batch 100) on
 MNIST's 60,000 training images. The baseline follows pytorch/examples vae/main.py:
@@ -9,31 +11,28 @@ and BCE. Each further row adds one piece to the row above it, up to geovae's own
   + fused optimiser           ``Adagrad(fused=True)``, one kernel for all parameters
   + BCE from logits           geovae's loss terms (``bernoulli_nll``, KL) instead of
                               sigmoid + ``binary_cross_entropy``
-  + loop bookkeeping as before issue 11: the loss-term dict, a NaN check per step, and a sum
-                              per term (the geovae loop as it was)
-  + leaner bookkeeping        ``index_select`` batches, the terms' sums in one stacked tensor,
-                              weight-1 terms added without a multiplication (same numbers)
-  + subnormals flushed        ``training.flushing_denormals`` around the steps, in every
-                              OpenMP thread (K's weight decay drives the weights of MNIST's
-                              blank pixels through subnormal floats; same losses to the bit)
-  + closed-form gradient      ``closed_form.Gradient`` (through ``training.gradient_function``,
-                              as ``train`` takes it): the same forward pass and loss terms,
-                              the backward pass written out instead of autograd's (the same
-                              gradient up to float rounding), its products by MKL
-  + products by oneDNN        ``closed_form.linear`` as ``train`` takes it: oneDNN on AMD's
-                              CPUs, where MKL runs AVX2 code (elsewhere MKL: the row above)
-  geovae loop (all)           ``geovae_core.train`` itself
+  geovae loop                 ``geovae_core.train`` itself: autograd, the loss terms' sums
+                              kept for the history, subnormals flushed (``training``)
 
-A last row is no loop but its floor: the same 11 matrix products per batch (the four layers'
-forward, their weight gradients and three input gradients, by ``closed_form.linear`` as the
-loop takes them) and the fused Adagrad step, with
-no activation, loss, sampling or bookkeeping. A loop that computes these products and takes
-this step cannot take less; what geovae's loop takes beyond it is the price of everything
-elementwise and of its bookkeeping.
+Two rows are paths geovae does not take, measured so that the choice stays honest:
 
-The rows run interleaved, one epoch each per round (A/B/A/B...), so that all see the same
-machine load; the table gives the median seconds per 60,000-image epoch (training only) and
-the ratio to the baseline.
+  subnormals not flushed      ``train`` in a process that turns the flush off before torch
+                              starts its threads
+  torch.compile               the model's forward pass and loss terms compiled by inductor
+                              (gcc) into an empty cache, in the same loop; its first epoch,
+                              which compiles, is reported on its own
+
+A last row is no loop but its floor: the layers' matrix products (forward, weight gradients,
+input gradients, by ``F.linear``) and the fused Adagrad step, nothing elementwise. A loop that
+computes these products and takes this step cannot take less.
+
+Every epoch runs in a fresh process (no row runs in another's leftovers: threads, allocator,
+inductor's compile workers), the rows interleaved, one epoch each per round (A/B/A/B...), so
+that all see the same machine load; the table gives the median seconds per 60,000-image epoch (training only) and
+the ratio to the baseline. Then N11's training at each budget: the MNIST images its runs see
+(``chapters.n11``: the step-size searches, the VAEs and AEs of every latent size, track and
+seed, the 2-D VAE) as 60,000-image epochs, times each path's seconds per epoch, plus, for
+``torch.compile``, one compile per model shape.
 
     .venv/bin/python benchmarks/bench_training.py [--rounds 3]
 """
@@ -41,33 +40,40 @@ the ratio to the baseline.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from unittest import mock
 
-import torch
-import torch.nn.functional as F
-import torchvision
-from torch.utils.data import DataLoader
+# A cold compile, as a fresh cache pays it: inductor's cache in a new folder (set before torch loads).
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
 
-from geovae_core import ExperimentConfig, closed_form, train
-from geovae_core.data import data_root, load_dataset
-from geovae_core.losses import LOSS_TERMS, bernoulli_nll, kl_to_standard_normal
-from geovae_core.models import build_model
-from geovae_core.storage import cache_dir
-from geovae_core.training import flushing_denormals, gradient_function
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import torchvision  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
 
-TARGET_SECONDS = 1.5
-TARGET_SPEED_UP = 3.0
+from geovae_core import ExperimentConfig, train  # noqa: E402
+from geovae_core.chapters import n11  # noqa: E402
+from geovae_core.data import data_root, load_dataset  # noqa: E402
+from geovae_core.losses import bernoulli_nll, kl_to_standard_normal  # noqa: E402
+from geovae_core.models import build_model  # noqa: E402
+from geovae_core.profiles import resolve  # noqa: E402
+from geovae_core.storage import cache_dir  # noqa: E402
+
 FLOOR = "floor: matrix products and Adagrad step alone"
+GEOVAE = "geovae loop: geovae_core.train"
+UNFLUSHED = "geovae loop, subnormals not flushed"
+COMPILED = "torch.compile (after its first epoch)"
 
 
 def config(epochs: int) -> ExperimentConfig:
     return ExperimentConfig(
-        model="kth", latent_dim=20, lr=0.02, weight_decay=1 / 60000, epochs=epochs, test_size=0, device="cpu"
+        model="shallow_mlp", latent_dim=20, lr=0.02, weight_decay=1 / 60000, epochs=epochs, test_size=0, device="cpu"
     )
 
 
@@ -118,70 +124,32 @@ def dataloader_epochs():
         yield time.perf_counter() - started
 
 
-def _old_loss_terms(x, y, out, cfg) -> dict:
-    """``losses.loss_terms`` as it was: every term multiplied by its weight, summed from 0."""
-    terms = {name: LOSS_TERMS[name](x, y, out, cfg).mean() for name, _ in cfg.loss_terms}
-    terms["loss"] = sum(weight * terms[name] for name, weight in cfg.loss_terms)
-    return terms
-
-
-def in_memory_epochs(
-    images, *, fused: bool, loss: str, bookkeeping: str, flush: bool = False, closed: bool = False, onednn=True
-):
+def in_memory_epochs(images, *, fused: bool, loss: str, compiled: bool = False):
     """One epoch per ``next``: batches of 100 by index from ``images``. ``loss``: "examples"
-    (sigmoid + BCE) or "geovae" (its loss terms); ``bookkeeping``: "none" (just the loss),
-    "old" (the loop before issue 11) or "new" (the loop now: the terms and gradient from
-    ``training.gradient_function``, in closed form with ``closed``, else by autograd);
-    ``onednn=False`` keeps the closed form's products on MKL."""
+    (sigmoid + BCE) or "geovae" (its loss terms); ``compiled``: the forward pass and loss terms
+    through ``torch.compile`` (the first ``next`` compiles: the first epoch's time includes it)."""
     cfg, model, optimizer = _model_and_optimizer(fused)
+
+    def step_loss(xb):
+        out = model(xb)
+        if loss == "examples":
+            return _examples_loss(out, xb)
+        return (
+            bernoulli_nll(out["logits"], xb.flatten(1)).mean() + kl_to_standard_normal(out["mu"], out["logvar"]).mean()
+        )
+
+    forward = torch.compile(step_loss) if compiled else step_loss
     order = torch.Generator().manual_seed(0)
-    gradient = gradient_function(model, cfg, images, order, optimizer, closed) if bookkeeping == "new" else None
-    products = (
-        contextlib.nullcontext
-        if onednn
-        else lambda: mock.patch.object(closed_form, "_products_by_onednn", lambda: False)
-    )
     n, batch = len(images), 100
     while True:
         started = time.perf_counter()
         permutation = torch.randperm(n, generator=order)
-        sums, names = {}, None
-        with flushing_denormals() if flush else contextlib.nullcontext(), products():
-            for start in range(0, n, batch):
-                index = permutation[start : start + batch]
-                xb = images[index] if bookkeeping != "new" else images.index_select(0, index)
-                if gradient is not None:
-                    terms = gradient(xb, None)
-                else:
-                    out = model(xb)
-                    if loss == "examples":
-                        value = _examples_loss(out, xb)
-                    elif bookkeeping == "none":
-                        value = (
-                            bernoulli_nll(out["logits"], xb.flatten(1)).mean()
-                            + kl_to_standard_normal(out["mu"], out["logvar"]).mean()
-                        )
-                    else:
-                        terms = _old_loss_terms(xb, None, out, cfg)
-                        value = terms["loss"]
-                    optimizer.zero_grad()
-                    value.backward()
-                if bookkeeping != "none" and not torch.isfinite(terms["loss"]):
-                    raise RuntimeError("the loss diverged")
-                optimizer.step()
-                if bookkeeping == "old":
-                    for name, term in terms.items():
-                        sums[name] = sums.get(name, 0.0) + term.detach() * len(index)
-                elif bookkeeping == "new":
-                    with torch.no_grad():
-                        values = torch.stack(tuple(terms.values())) * len(index)
-                        if names is None:
-                            names, sums = tuple(terms), values
-                        else:
-                            sums += values
-        if bookkeeping != "none":  # the epoch's means, as train records them
-            means = [float(total) / n for total in (sums.values() if isinstance(sums, dict) else sums)]
-            assert len(means) == 3
+        for start in range(0, n, batch):
+            xb = images.index_select(0, permutation[start : start + batch])
+            value = forward(xb)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
         yield time.perf_counter() - started
 
 
@@ -198,21 +166,21 @@ def floor_epochs(images):
     while True:
         started = time.perf_counter()
         permutation = torch.randperm(n, generator=order)
-        with torch.no_grad(), flushing_denormals():
+        with torch.no_grad():
             for start in range(0, n, batch):
                 inputs = [images.index_select(0, permutation[start : start + batch]).flatten(1)]
                 for layer in layers:  # the latent layer's first half feeds the decoder, as z would
-                    out = closed_form.linear(inputs[-1], layer.weight, layer.bias)
+                    out = F.linear(inputs[-1], layer.weight, layer.bias)
                     inputs.append(out[:, : layer.out_features // 2].contiguous() if layer is layers[1] else out)
                 d_out = inputs[-1]
                 for index in reversed(range(len(layers))):
                     layer = layers[index]
                     if index == 1:  # both halves of the latent layer's output get a gradient, as mu and logvar do
                         d_out = torch.cat([d_out, d_out], dim=1)
-                    layer.weight.grad = closed_form.linear(d_out.t(), inputs[index].t())
+                    layer.weight.grad = F.linear(d_out.t(), inputs[index].t().contiguous())
                     torch.sum(d_out, dim=0, out=layer.bias.grad)
                     if index:  # the first layer's input is the image: no gradient
-                        d_out = closed_form.linear(d_out, layer.weight.t())
+                        d_out = F.linear(d_out, layer.weight.t())
                 optimizer.step()
         yield time.perf_counter() - started
 
@@ -224,64 +192,108 @@ def geovae_epochs():
 
 
 def rows(images: torch.Tensor) -> dict:
-    """The benchmark's rows: a generator per row, each ``next`` one epoch's seconds. The
-    in-memory rows and the floor batch ``images``; the baseline and ``train`` read MNIST."""
+    """The benchmark's rows run in this process: a generator per row, each ``next`` one epoch's
+    seconds. The in-memory rows and the floor batch ``images``; the baseline and ``train`` read MNIST."""
     return {
         "DataLoader loop (baseline)": dataloader_epochs(),
-        "+ in-memory index batches": in_memory_epochs(images, fused=False, loss="examples", bookkeeping="none"),
-        "+ fused optimiser": in_memory_epochs(images, fused=True, loss="examples", bookkeeping="none"),
-        "+ BCE from logits (geovae's loss terms)": in_memory_epochs(
-            images, fused=True, loss="geovae", bookkeeping="none"
-        ),
-        "+ loop bookkeeping as before issue 11": in_memory_epochs(images, fused=True, loss="geovae", bookkeeping="old"),
-        "+ leaner bookkeeping (index_select, one sum)": in_memory_epochs(
-            images, fused=True, loss="geovae", bookkeeping="new"
-        ),
-        "+ subnormals flushed in every thread": in_memory_epochs(
-            images, fused=True, loss="geovae", bookkeeping="new", flush=True
-        ),
-        "+ closed-form gradient (no autograd)": in_memory_epochs(
-            images, fused=True, loss="geovae", bookkeeping="new", flush=True, closed=True, onednn=False
-        ),
-        "+ products by oneDNN (on AMD's CPUs)": in_memory_epochs(
-            images, fused=True, loss="geovae", bookkeeping="new", flush=True, closed=True
-        ),
-        "geovae loop (all): geovae_core.train": geovae_epochs(),
+        "+ in-memory index batches": in_memory_epochs(images, fused=False, loss="examples"),
+        "+ fused optimiser": in_memory_epochs(images, fused=True, loss="examples"),
+        "+ BCE from logits (geovae's loss terms)": in_memory_epochs(images, fused=True, loss="geovae"),
+        GEOVAE: geovae_epochs(),
+        UNFLUSHED: geovae_epochs(),  # the same loop; its process turns the flush off (``one_row``)
+        COMPILED: in_memory_epochs(images, fused=True, loss="geovae", compiled=True),
         FLOOR: floor_epochs(images),
     }
 
 
+def n11_epochs(profile: str) -> tuple:
+    """(MNIST images N11's training sees, as 60,000-image epochs; its distinct model shapes) at ``profile``."""
+    params = resolve("N11", n11.SETTINGS, profile, device="cpu")
+    searches = n11.step_size_searches(params)
+    images = sum(
+        len(params.lr_candidates) * params.lr_search_epochs * min(params.lr_search_size, c.train_size or 60000)
+        for c in searches.values()
+    )
+    configs = n11.trained_configs(params, {key: 0.02 for key in searches})
+    images += sum(c.epochs * min(c.train_size or 60000, 60000) for c in configs.values())
+    shapes = {(c.latent, c.latent_dim) for c in [*configs.values(), *searches.values()]}
+    return images / 60000, len(shapes)
+
+
+def one_row(label: str, epochs: int) -> list:
+    """In this (fresh) process: ``epochs`` epochs of the row ``label`` on MNIST, their seconds."""
+    if label == UNFLUSHED:
+        torch.set_flush_denormal(False)  # before torch starts its threads, which inherit it
+    images = load_dataset("mnist").train_images
+    torch.manual_seed(0)
+    row = rows(images)[label]
+    return [next(row) for _ in range(epochs)]
+
+
+def in_fresh_process(label: str, epochs: int = 1) -> list:
+    """``one_row`` in a new process, so that no row runs in another's leftovers (threads,
+    allocator, inductor's compile workers)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--row", label, "--epochs", str(epochs)], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="epochs of each row, interleaved (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="epochs of each row, interleaved (median)")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # one row in this process (in_fresh_process)
+    parser.add_argument("--epochs", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    images = load_dataset("mnist").train_images  # decoded once, outside the timing
-    torch.manual_seed(0)
-    rows_by_label = rows(images)
-    load = os.getloadavg()[0]
+    if args.row:
+        print(json.dumps(one_row(args.row, args.epochs)))
+        return
+    load_dataset("mnist")  # decoded once, outside the timing
+    labels = list(rows(torch.zeros(1, 1, 28, 28)))
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, products by "
-        f"{'oneDNN' if closed_form._products_by_onednn() else 'MKL'}, load average {load:.2f} at the start; "
-        f"{args.rounds} interleaved rounds of one epoch per row"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.2f} at the start; "
+        f"{args.rounds} interleaved rounds of one epoch per row, each in a fresh process"
     )
-    times = {label: [] for label in rows_by_label}
+    times, compile_epochs = {label: [] for label in labels}, []
     for _ in range(args.rounds):
-        for label, epochs in rows_by_label.items():
-            times[label].append(next(epochs))
+        for label in labels:
+            if label == COMPILED:  # the first epoch compiles (into an empty cache), the second is timed
+                first, second = in_fresh_process(label, epochs=2)
+                compile_epochs.append(first)
+                times[label].append(second)
+            else:
+                times[label] += in_fresh_process(label)
     base = statistics.median(times["DataLoader loop (baseline)"])
+    median = {label: statistics.median(values) for label, values in times.items()}
     print(f"{'':46}{'s/epoch':>9}{'x baseline':>12}   epochs (s)")
-    for label, values in times.items():
+    for label in labels:
+        if label == UNFLUSHED:
+            print("paths geovae does not take:")
         if label == FLOOR:
             print("no loop, the floor under any loop with these products and this optimiser step:")
-        median = statistics.median(values)
-        print(f"{label:46}{median:9.2f}{base / median:11.1f}x   {' '.join(f'{t:.2f}' for t in values)}")
-    ours = statistics.median(times["geovae loop (all): geovae_core.train"])
+        values = times[label]
+        print(f"{label:46}{median[label]:9.2f}{base / median[label]:11.1f}x   {' '.join(f'{t:.2f}' for t in values)}")
+    compile_seconds = max(statistics.median(compile_epochs) - median[COMPILED], 0.0)
     print(
-        f"load average {os.getloadavg()[0]:.2f} at the end. geovae: {ours:.2f} s/epoch (target <= {TARGET_SECONDS}: "
-        f"{'met' if ours <= TARGET_SECONDS else 'NOT met'}), {base / ours:.1f}x the DataLoader loop "
-        f"(target >= {TARGET_SPEED_UP:.0f}x: {'met' if base / ours >= TARGET_SPEED_UP else 'NOT met'}); "
-        f"{ours - statistics.median(times[FLOOR]):.2f} s above the floor"
+        f"torch.compile's first epoch: {statistics.median(compile_epochs):.1f} s, of which compiling about "
+        f"{compile_seconds:.1f} s (a cold compile, per model shape)"
     )
+    print(f"N11's training (60,000-image epochs of K's VAE at the speeds above; load {os.getloadavg()[0]:.2f}):")
+    for profile in ("quick", "paper"):
+        epochs, shapes = n11_epochs(profile)
+        autograd = epochs * median[GEOVAE]
+        compiled = epochs * median[COMPILED] + shapes * compile_seconds
+        print(
+            f"  {profile:6} {epochs:9,.0f} epochs: autograd (geovae) {duration(autograd)}; torch.compile "
+            f"{duration(compiled)} ({shapes} shapes compiled), {100 * (autograd - compiled) / autograd:+.0f}%; "
+            f"without the flush {duration(epochs * median[UNFLUSHED])}, "
+            f"{100 * (autograd - epochs * median[UNFLUSHED]) / autograd:+.0f}%"
+        )
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:6.1f} min" if seconds < 3600 else f"{seconds / 3600:6.1f} h"
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""geovae: the library behind the companion book (data, models, losses, metrics, training, cache, runner)."""
+"""geovae: the library behind the companion book (data, models, losses, metrics, training, cache, runner).
+
+The cache's ``run`` and ``run_many`` come from ``geovae_core.cache``; CONTRIBUTING.md ("The
+library, module by module") draws how the modules depend on each other.
+"""
 
 from .config import ExperimentConfig
 from .errors import (
@@ -9,15 +13,12 @@ from .errors import (
     ParameterError,
     TrainingDivergedError,
 )
-from .training import Run, select_step_size, train
+from .training import Run, train
 
 __all__ = [
     "ExperimentConfig",
     "Run",
-    "run",
-    "run_many",
     "train",
-    "select_step_size",
     "GeovaeError",
     "ParameterError",
     "DatasetNotFoundError",
@@ -25,13 +26,3 @@ __all__ = [
     "TrainingDivergedError",
     "CacheNotWritableError",
 ]
-
-
-def __getattr__(name: str):
-    """``run`` is imported on first use, so that ``python -m geovae_core.cache`` finds the
-    cache module not yet imported (runpy warns otherwise)."""
-    if name in ("run", "run_many"):
-        from . import cache
-
-        return getattr(cache, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,28 +1,30 @@
 """The result cache: ``run(config)`` trains a config once per code version, then loads it.
 
 An entry is ``$GEOVAE_CACHE/runs/<config key>[-<hook names>]/<code version>.pt``, plain data
-that ``torch.load(..., weights_only=True)`` reads. ``code_version()`` hashes the code that
-determines training, so an entry written by other code (another branch, an older checkout)
-is stale: kept for that code, never loaded here unless ``GEOVAE_REUSE_STALE=1``. A damaged
-entry is moved to ``runs/damaged/`` and retrained. A lock per key makes a second process
-wait for the first one's entry instead of training the same config again.
+that ``torch.load(..., weights_only=True)`` reads. ``code_version(hooks)`` hashes the code that
+determines training (the import closure of ``training`` and of the hooks' modules, see
+``dependencies``), so an entry written by other code (another branch, an older checkout) is
+stale: kept for that code, never loaded here unless ``GEOVAE_REUSE_STALE=1``. A damaged entry
+is moved to ``runs/damaged/`` and retrained. A lock per key makes a second process wait for
+the first one's entry instead of training the same config again. A config that starts from
+another's weights (``init_from``) gets them from this cache; ``select_step_size`` is K's
+step-size search over cached runs.
 
 ``run_many`` runs several configs, on the workers of a Dask cluster when ``GEOVAE_SCHEDULER``
 names one. With ``GEOVAE_DRY_RUN`` set, ``run`` checks a config without training (``dryrun``).
 
     python -m geovae_core.cache                  # one line per entry: current, stale or damaged
-    python -m geovae_core.cache --remove-stale   # delete the stale and damaged ones
+    python -m geovae_core.cache --remove-stale   # delete the stale and damaged ones no checkout is using
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import dataclasses
-import functools
-import hashlib
+import errno
 import json
+import math
 import numbers
 import os
 import sys
@@ -36,57 +38,50 @@ from filelock import FileLock, Timeout
 
 from . import dryrun
 from .config import ExperimentConfig
-from .errors import CacheNotWritableError
+from .data import load_dataset
+from .dependencies import PACKAGE, closure, code_digest
+from .errors import CacheNotWritableError, TrainingDivergedError
 from .models import build_model
-from .storage import atomic_torch_save, cache_dir, check_writable, describe, load_checked, paid_once, set_aside
+from .storage import (
+    atomic_torch_save,
+    cache_dir,
+    check_space,
+    check_writable,
+    describe,
+    load_checked,
+    no_space_error,
+    paid_once,
+    set_aside,
+)
 from .training import EpochHook, Run, train
 
-# The modules whose code determines a trained model (geometry and codebook hold the hooks).
-CODE_MODULES = (
-    "config.py",
-    "data.py",
-    "models.py",
-    "losses.py",
-    "codebook.py",
-    "training.py",
-    "closed_form.py",
-    "geometry.py",
-)
-DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 SCHEDULER = "GEOVAE_SCHEDULER"
+SAFE_AGE_SECONDS = 24 * 3600  # --remove-stale keeps younger entries: another checkout may have just written them
 
 
-@functools.cache
-def code_version(folder: Path = Path(__file__).resolve().parent) -> str:
-    """12 hex digits hashing the syntax trees of ``CODE_MODULES`` in ``folder`` without their
-    docstrings: comments, docstrings and formatting leave it unchanged."""
-    digest = hashlib.sha256()
-    for name in CODE_MODULES:
-        digest.update(f"{name}\n{syntax_dump(folder / name)}\n".encode())
-    return digest.hexdigest()[:12]
+def code_modules(hooks: Mapping[str, EpochHook] | None = None, package: Path = PACKAGE) -> list:
+    """The modules whose code determines a trained run: the import closure of ``training``
+    and of the package modules that define ``hooks`` (``dependencies.closure``). A hook defined
+    elsewhere (a test, a notebook) is known by its name only, which is part of the key."""
+    prefix = f"{package.name}."
+    owners = {h.__module__.removeprefix(prefix) for h in (hooks or {}).values() if h.__module__.startswith(prefix)}
+    return sorted(closure([], package, ("training", *owners)))
 
 
-def syntax_dump(path: Path) -> str:
-    """The syntax tree of a Python file without its docstrings, as text."""
-    tree = ast.parse(path.read_text(), filename=path.name)
-    for node in ast.walk(tree):
-        if isinstance(node, DOCSTRING_OWNERS) and node.body and _is_docstring(node.body[0]):
-            node.body = node.body[1:]
-    return ast.dump(tree)
+def code_version(hooks: Mapping[str, EpochHook] | None = None, package: Path = PACKAGE) -> str:
+    """12 hex digits hashing the syntax, without docstrings, of ``code_modules(hooks)``:
+    comments, docstrings and formatting leave it unchanged."""
+    return _version_of(tuple(code_modules(hooks, package)), package)
 
 
-def _is_docstring(statement: ast.stmt) -> bool:
-    return (
-        isinstance(statement, ast.Expr)
-        and isinstance(statement.value, ast.Constant)
-        and isinstance(statement.value.value, str)
-    )
+def _version_of(modules: tuple, package: Path = PACKAGE) -> str:
+    return code_digest(modules, package)[:12]
 
 
 def _cache_path(config: ExperimentConfig, hooks=None) -> Path:
     """``runs/<key>[-<hook names>]/<code version>.pt``."""
     key = config.key() if not hooks else f"{config.key()}-{'-'.join(sorted(hooks))}"
-    return cache_dir() / "runs" / key / f"{code_version()}.pt"
+    return cache_dir() / "runs" / key / f"{code_version(hooks)}.pt"
 
 
 def _say(message: str) -> None:
@@ -111,13 +106,7 @@ def run(
     if dryrun.steps():
         return dryrun.dry_run(config, hooks, progress)
     path = _cache_path(config, hooks)
-    try:
-        check_writable(path.parent)
-    except OSError as error:
-        raise CacheNotWritableError(
-            f"{config.label()}: cannot write the cache folder {path.parent} "
-            f"({describe(error)}); set GEOVAE_CACHE to a writable folder"
-        ) from None
+    _check_room(config, path.parent)
     with _key_lock(path.parent, config):
         if path.is_file():
             try:
@@ -133,10 +122,59 @@ def run(
             stale = _from_stale_entry(path, config, progress)
             if stale is not None:
                 return stale
+        start = run(config.init_from, progress=progress).model.state_dict() if config.init_from else None
         with paid_once(one_off) if one_off else contextlib.nullcontext():
-            result = train(config, hooks, progress)
-            atomic_torch_save(_entry(result, hooks), path)
+            result = train(config, hooks, progress, start_weights=start)
+            _write(result, hooks, path)
         return result
+
+
+def _check_room(config: ExperimentConfig, folder: Path) -> None:
+    """Before training: the cache folder can be written and has room for the entry (its
+    weights and a margin), else one line that says why."""
+    try:
+        check_writable(folder)
+        check_space(folder, _entry_bytes(config))
+    except OSError as error:
+        full = error.errno == errno.ENOSPC
+        why = error.strerror if full else f"cannot write the cache folder {folder} ({describe(error)})"
+        raise CacheNotWritableError(
+            f"{config.label()}: {why}; {'free some space there or ' if full else ''}set GEOVAE_CACHE to a "
+            f"writable folder{' with room' if full else ''}"
+        ) from None
+
+
+def _entry_bytes(config: ExperimentConfig) -> int:
+    """What the entry of ``config`` will take: its weights in float32 (the history is small)."""
+    model = build_model(config.replace(init_std=None), load_dataset(config.dataset).image_shape)
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def _write(result: Run, hooks, path: Path) -> None:
+    """Write the entry; a disk that fills up meanwhile is said as such (torch's own error hides it)."""
+    try:
+        atomic_torch_save(_entry(result, hooks), path)
+    except (OSError, RuntimeError) as error:
+        cause = no_space_error(path.parent, error)
+        if cause is None:
+            raise
+        raise CacheNotWritableError(
+            f"{result.config.label()}: trained, but {cause}: the entry could not be written; "
+            f"free some space there (python -m geovae_core.cache --remove-stale) or set GEOVAE_CACHE"
+        ) from None
+
+
+def select_step_size(config: ExperimentConfig, candidates, epochs: int, train_size: int | None, progress: bool = True):
+    """K's step-size search: train ``epochs`` epochs with each candidate (through the cache) and
+    keep the one with the lowest final training loss. Returns (best, {candidate: final loss or inf})."""
+    finals = {}
+    for lr in candidates:
+        trial = config.replace(lr=lr, epochs=epochs, train_size=train_size, test_size=0)
+        try:
+            finals[lr] = run(trial, progress=progress).final["train_loss"]
+        except TrainingDivergedError:
+            finals[lr] = math.inf
+    return min(finals, key=finals.get), finals
 
 
 def run_many(experiments: Mapping, progress: bool = True) -> dict:
@@ -257,7 +295,8 @@ def _entry(result: Run, hooks) -> dict:
     return {
         "label": result.config.label(),
         "config": json.dumps(result.config.to_dict(), sort_keys=True),
-        "code_version": code_version(),
+        "code_version": code_version(hooks),
+        "code_modules": code_modules(hooks),
         "hooks": sorted(hooks or ()),
         "history": [{k: _plain(v) for k, v in row.items()} for row in result.history],
         "image_shape": list(result.image_shape),
@@ -288,14 +327,33 @@ def entries() -> list:
 
 
 def _inspect(path: Path) -> tuple:
-    """(state, label) of an entry: its label, or why it is damaged."""
+    """(state, label) of an entry: current when this code has its code version (over the
+    modules the entry names), else stale; or damaged, with why."""
     try:
         entry = load_checked(path, map_location="cpu")
         # An unversioned entry has no label, but its config as a dict.
         label = entry.get("label") or ExperimentConfig.label(SimpleNamespace(**entry["config"]))
+        modules = tuple(entry.get("code_modules") or code_modules())
+        current = _version(path) == _version_of(modules)
     except Exception as error:
         return "damaged", describe(error)
-    return ("current" if _version(path) == code_version() else "stale"), label
+    return ("current" if current else "stale"), label
+
+
+def _in_use(e: Entry) -> str | None:
+    """Why ``--remove-stale`` keeps an entry: its key is locked (a process is training or
+    loading it) or it is younger than ``SAFE_AGE_SECONDS`` (a checkout with other code, sharing
+    this cache, may have just written it); None when it may go."""
+    if e.state != "damaged" and e.path.parent.name != "runs":
+        lock = FileLock(e.path.parent / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return "locked by a running process"
+        lock.release()
+    if e.state == "stale" and e.age < SAFE_AGE_SECONDS:
+        return f"written {_age(e.age)} ago, less than {_age(SAFE_AGE_SECONDS)}: another checkout may be using it"
+    return None
 
 
 def _size(n: float) -> str:
@@ -319,7 +377,12 @@ def main(argv=None) -> int:
         description="List the result cache's entries: current (this code's), "
         "stale (another code version's) or damaged.",
     )
-    parser.add_argument("--remove-stale", action="store_true", help="delete the stale and damaged entries")
+    parser.add_argument(
+        "--remove-stale",
+        action="store_true",
+        help=f"delete the stale and damaged entries, except those locked or written in the last "
+        f"{_age(SAFE_AGE_SECONDS)} (another checkout sharing the cache may be using them)",
+    )
     args = parser.parse_args(argv)
     found = entries()
     for e in found:
@@ -335,12 +398,19 @@ def main(argv=None) -> int:
         f"({total['damaged']}); this code is version {code_version()}"
     )
     if args.remove_stale:
-        removed = count["stale"] + count["damaged"]
-        for e in removed:
-            e.path.unlink()
+        removed = []
+        for e in count["stale"] + count["damaged"]:
+            why = _in_use(e)
+            if why:
+                print(f"kept {e.path.relative_to(cache_dir())} ({e.label}): {why}")
+            else:
+                e.path.unlink(missing_ok=True)
+                removed.append(e)
+        kept = len(count["stale"]) + len(count["damaged"]) - len(removed)
         print(
-            f"removed {len(count['stale'])} stale and {len(count['damaged'])} damaged entries, "
-            f"freed {_size(sum(e.size for e in removed))}"
+            f"removed {sum(e.state == 'stale' for e in removed)} stale and "
+            f"{sum(e.state == 'damaged' for e in removed)} damaged entries, freed "
+            f"{_size(sum(e.size for e in removed))}; kept {kept} (see above)"
         )
     return 0
 

@@ -8,7 +8,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from .data import DATASETS
 from .errors import ParameterError
+from .losses import LIKELIHOODS, LOSS_TERMS
+from .models import ACTIVATIONS, ARCHITECTURES, LATENTS
+from .optimizers import OPTIMIZERS
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,6 @@ class ExperimentConfig:
 
     def __post_init__(self):
         """Check every name-valued field against its table: a typo fails here, not as another model."""
-        from .data import DATASETS  # imported here: these modules import this one
-        from .losses import LIKELIHOODS, LOSS_TERMS
-        from .models import ACTIVATIONS, ARCHITECTURES, LATENTS
-        from .training import OPTIMIZERS
-
         tables = {
             "model": ARCHITECTURES,
             "dataset": DATASETS,

@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,15 +99,25 @@ def _locate(name: str, root: Path | None, subfolders, filenames, download) -> Pa
         for sub in subfolders:
             if all((base / sub / f).is_file() for f in filenames):
                 return base / sub
+    existed = downloads.exists()
     try:
         download(downloads)
     except Exception as error:  # offline, refused, or torchvision's own md5 failure
+        if not existed:  # leave no empty folder behind
+            shutil.rmtree(downloads, ignore_errors=True)
         raise DatasetNotFoundError(
             f"{name}: expected {', '.join(filenames)} in {', '.join(str(b / subfolders[0]) for b in bases)}; "
-            f"download failed ({type(error).__name__}). Set GEOVAE_DATA to a folder that holds "
-            f"{subfolders[0]}/."
+            f"download failed ({type(error).__name__}).{_missing_root(root)} Set GEOVAE_DATA to a folder that "
+            f"holds {subfolders[0]}/."
         ) from None
     return downloads / subfolders[0]
+
+
+def _missing_root(root: Path | None) -> str:
+    """`` GEOVAE_DATA=<root> does not exist.`` when the data root is set to no folder, else nothing."""
+    if root is None or root.is_dir():
+        return ""
+    return f" GEOVAE_DATA={root} does not exist{' (it is a file)' if root.exists() else ''}."
 
 
 def _read_idx_gz(path: Path) -> np.ndarray:
@@ -189,8 +200,9 @@ def _celeba_files(root: Path | None) -> tuple:
     raise DatasetNotFoundError(
         "celeba: expected aligned JPEGs in "
         + ", ".join(str(b / "celeba" / "img_align_celeba") for b in bases)
-        + " (torchvision's CelebA files, or a folder img_align_celeba/ of *.jpg). "
-        "Set GEOVAE_DATA to a folder that holds celeba/img_align_celeba/."
+        + " (torchvision's CelebA files, or a folder img_align_celeba/ of *.jpg)."
+        + _missing_root(root)
+        + " Set GEOVAE_DATA to a folder that holds celeba/img_align_celeba/."
     )
 
 

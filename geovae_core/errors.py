@@ -26,3 +26,7 @@ class TrainingDivergedError(GeovaeError, FloatingPointError):
 
 class CacheNotWritableError(GeovaeError, PermissionError):
     """The cache folder (``$GEOVAE_CACHE``) cannot be written; found before training starts."""
+
+
+class ResultsNotWritableError(GeovaeError, PermissionError):
+    """The results folder (``$GEOVAE_RESULTS``) cannot be written; found before a chapter trains."""

@@ -224,7 +224,7 @@ def fit_ellipsoid(points: torch.Tensor, scale: float = 2.0) -> tuple:
 def _cache_umap_kernels() -> None:
     """Let numba cache UMAP's compiled kernels (under ``$NUMBA_CACHE_DIR``, which the runner
     points into the cache): most are not marked for caching, so every process would compile
-    them again (tens of seconds); with this, only the first process in a cache does."""
+    them again; with this, only the first process in a cache does."""
     import umap.distances
     import umap.layouts
     import umap.umap_

@@ -67,7 +67,7 @@ def _frechet(mean_a, cov_a, mean_b, cov_b) -> np.ndarray:
 
 def _one_blas_thread(function):
     """Run ``function`` with NumPy's BLAS on one thread: for these matrix sizes OpenBLAS's
-    threads only contend with PyTorch's (four to twenty times slower on two cores)."""
+    threads only contend with PyTorch's."""
 
     @functools.wraps(function)
     def wrapped(*args, **kwargs):

@@ -178,9 +178,9 @@ def _codebook(config) -> Codebook | ClusterCentres | None:
     return None
 
 
-def _kth(config, image_shape):
-    """K, Appendix A: 784-500(tanh)-[mu, log sigma^2] (A.1, VAE) or 784-500(tanh)-z(tanh)
-    (A.2, AE: ``latent="point"``), and z-500(tanh)-784(sigmoid)."""
+def _shallow_mlp(config, image_shape):
+    """One hidden layer each way (K, Appendix A; AEVB §5): 784-500(tanh)-[mu, log sigma^2]
+    (A.1, VAE) or 784-500(tanh)-z(tanh) (A.2, AE: ``latent="point"``), and z-500(tanh)-784(sigmoid)."""
     d, h = math.prod(image_shape), config.hidden_dim
     latent_activation = "tanh" if config.latent == "point" else None
     encoder = nn.Sequential(nn.Flatten(), mlp([d, h, _encoder_outputs(config)], config.activation, latent_activation))
@@ -270,7 +270,7 @@ def _mlp_classifier(config, image_shape):
 
 
 ARCHITECTURES = {
-    "kth": _kth,
+    "shallow_mlp": _shallow_mlp,
     "mlp": _mlp,
     "conv": _conv,
     "resmlp": _resmlp,

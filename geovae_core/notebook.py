@@ -1,6 +1,6 @@
 """What every chapter notebook does first and last, in one place.
 
-    chapter = Chapter("N1")              # set-up cell: plot style, clock
+    chapter = ChapterPage(n1.CHAPTER)    # set-up cell: plot style, clock
     P = chapter.parameters(globals())    # after the parameters cell: resolve, check, show
     chapter.figure("n1-fig10", fig)      # glue a figure for a numbered {glue:figure}
     chapter.finish(claims, numbers, runs)  # results file, glue, claims table and plot
@@ -18,9 +18,10 @@ import time
 import matplotlib
 import matplotlib.pyplot as plt
 
-from .chapters import CHAPTERS
-from .profiles import parameters_from, settings_of
-from .results import BOOK_RUN, save_results
+from .chapters import Chapter
+from .plotting import claims_figure
+from .profiles import parameters_from
+from .results import BOOK_RUN, check_results_writable, results_path, save_results
 
 DPI = 90
 
@@ -56,11 +57,11 @@ def glue(name: str, value) -> None:
     myst_glue(name, value, display=False)
 
 
-class Chapter:
-    """One chapter's set-up and close (see the module docstring)."""
+class ChapterPage:
+    """A chapter as its notebook runs it: set-up and close (see the module docstring)."""
 
-    def __init__(self, chapter_id: str):
-        self.chapter = CHAPTERS[chapter_id]
+    def __init__(self, chapter: Chapter):
+        self.chapter = chapter
         self.started = time.perf_counter()
         self.parameters_ = None
         style()
@@ -68,7 +69,8 @@ class Chapter:
     def parameters(self, namespace: dict):
         """Resolve the notebook's parameters cell (its globals), reject unknown injected names,
         and show the parameters table and how to run this chapter."""
-        self.parameters_ = parameters_from(self.chapter.id, namespace)
+        self.parameters_ = parameters_from(self.chapter.id, self.chapter.settings, namespace)
+        check_results_writable(results_path(self.chapter.notebook, self.parameters_))
         _display(_markdown(self.parameters_.markdown()), _markdown(self.run_box()))
         return self.parameters_
 
@@ -77,7 +79,7 @@ class Chapter:
         the chapter's main knobs, and a download link for its source notebook."""
         P, notebook = self.parameters_, self.chapter.notebook
         given = "".join(f" -p {k} {_cli(P.values[k])}" for k in sorted(P.explicit))
-        main = ", ".join(f"`{k}` = `{P.values[k]}`" for k in settings_of(self.chapter.id).main if k in P.values)
+        main = ", ".join(f"`{k}` = `{P.values[k]}`" for k in self.chapter.settings.main if k in P.values)
         return "\n".join(
             [
                 ":::{admonition} Run this chapter",
@@ -116,8 +118,6 @@ class Chapter:
     def finish(self, claims: list, numbers: dict | None = None, runs=()) -> None:
         """Save the results file, glue the chapter's numbers and verdicts, and show the claims
         (table and per-seed plot) and the compute behind them."""
-        from .plotting import claims_figure
-
         cid = self.chapter.id.lower()
         numbers = dict(numbers or {})
         wall = time.perf_counter() - self.started
@@ -138,7 +138,7 @@ class Chapter:
             glue(key, value)
         glue(f"{cid}_verdicts", _markdown(verdict_list(claims)))
         glue(f"{cid}_compute_md", _markdown(f"{compute}; results file `{path.name}`."))
-        paper = settings_of(self.chapter.id).profile("paper")
+        paper = self.chapter.settings.profile("paper")
         lengths = ", ".join(f"`{k}` = {paper[k]}" for k in paper if k.endswith("epochs"))
         _display(_markdown(claims_markdown(claims, f" (the `paper` profile trains {lengths})" if lengths else "")))
         if any(c.per_seed for c in claims):

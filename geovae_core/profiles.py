@@ -1,11 +1,11 @@
 """Profiles and notebook parameters (CONTRIBUTING.md: "Profiles").
 
 Each chapter has three profiles, ``smoke`` (CI, seconds), ``quick`` (the default book on a
-2-core CPU) and ``paper`` (the documents' own settings, for a GPU), written once as a base
-setting (quick) with smoke and paper overrides (``CHAPTER_SETTINGS``). A notebook hands its
-``parameters`` cell to ``parameters_from``: a knob given explicitly beats the profile, a bad
-value fails at once naming the knob and what is allowed, and an unknown name fails naming the
-closest knobs. ``KNOBS`` says what each knob allows.
+2-core CPU) and ``paper`` (the documents' own settings, for a GPU), written once in the
+chapter's module as a base setting (quick) with smoke and paper overrides (``Settings``). A
+notebook hands its ``parameters`` cell to ``parameters_from``: a knob given explicitly beats
+the profile, a bad value fails at once naming the knob and what is allowed, and an unknown name
+fails naming the closest knobs. ``KNOBS`` says what each knob allows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from .errors import ParameterError
 from .losses import LIKELIHOODS
 from .models import ACTIVATIONS
-from .training import OPTIMIZERS
+from .optimizers import OPTIMIZERS
 
 
 def _positive_int(value):
@@ -148,277 +148,8 @@ SHARED = {
 }
 PROFILE_NAMES = tuple(SHARED)
 
-_P = dict(lr=1e-3, likelihood="mse")
-
-CHAPTER_SETTINGS = {
-    "N1": Settings(
-        base=dict(
-            _P,
-            latent_dim=128,
-            widths=[64, 64],
-            epochs=10,
-            batch_size=128,
-            train_size=10000,
-            celeba_latent_dim=786,
-            cnn_widths=[16, 32, 64, 128],
-            celeba_epochs=10,
-            celeba_batch_size=32,
-            magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0],
-            interpolation_steps=10,
-            n_paths=64,
-        ),
-        smoke=dict(
-            latent_dim=16,
-            celeba_latent_dim=32,
-            cnn_widths=[8, 16, 32, 64],
-            epochs=1,
-            celeba_epochs=1,
-            train_size=1000,
-            n_paths=8,
-        ),
-        paper=dict(epochs=20, cnn_widths=[32, 64, 128, 256], n_paths=256),
-        shared=("seeds", "device"),
-        main=("epochs", "celeba_epochs", "seeds", "train_size"),
-    ),
-    "N2": Settings(
-        base=dict(
-            _P,
-            latent_dim=64,
-            widths=[64, 64],
-            epochs=10,
-            batch_size=128,
-            train_size=60000,
-            magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0],
-            interpolation_steps=10,
-            n_paths=64,
-        ),
-        smoke=dict(epochs=1, train_size=1000, n_paths=8),
-        paper=dict(epochs=20, n_paths=256),
-        shared=("seeds", "fd_samples", "device"),
-        main=("epochs", "seeds", "train_size"),
-    ),
-    "N3": Settings(
-        base=dict(
-            _P,
-            latent_dim=16,
-            widths=[512, 256],
-            cnn_widths=[32, 64, 128],
-            betas=[0.05, 0.1],
-            epochs=10,
-            batch_size=128,
-            train_size=10000,
-            cv_batches=16,
-            cv_batch_size=128,
-            cv_draws=100,
-            ball_classes=[0, 1],
-            balls_per_class=10,
-            ball_samples=50,
-        ),
-        smoke=dict(
-            widths=[64], cnn_widths=[8, 16, 32], epochs=2, train_size=1000, cv_batches=2, cv_draws=10, ball_samples=20
-        ),
-        paper=dict(epochs=20, train_size=60000, cv_draws=1000, ball_samples=200),
-        main=("epochs", "seeds", "betas", "cv_draws"),
-    ),
-    "N4": Settings(
-        base=dict(_P, latent_dim=64, cnn_widths=[16, 32, 64, 128], epochs=6, batch_size=64, train_size=100000),
-        smoke=dict(latent_dim=16, cnn_widths=[8, 16, 32, 64], epochs=1, train_size=256),
-        paper=dict(latent_dim=128, cnn_widths=[32, 64, 128, 256], epochs=10),
-        shared=("seeds", "fd_samples", "device"),
-        main=("epochs", "seeds", "latent_dim", "cnn_widths"),
-    ),
-    "N5": Settings(
-        base=dict(
-            _P,
-            likelihood="bernoulli",
-            latent_dim=16,
-            widths=[512, 256],
-            epochs=10,
-            batch_size=128,
-            train_size=20000,
-            n_paths=16,
-        ),
-        smoke=dict(widths=[64], epochs=1, train_size=1000, n_paths=2),
-        paper=dict(epochs=20, train_size=60000, n_paths=64),
-        shared=("seeds", "fd_samples", "device"),
-        main=("epochs", "seeds", "train_size"),
-    ),
-    "N6": Settings(
-        base=dict(
-            _P,
-            likelihood="bernoulli",
-            latent_dim=16,
-            widths=[512, 256],
-            epochs=10,
-            celeba_latent_dim=32,
-            cnn_widths=[16, 32, 64, 128],
-            celeba_epochs=5,
-            batch_size=128,
-            train_size=10000,
-            coverage_size=1000,
-        ),
-        smoke=dict(
-            widths=[64],
-            cnn_widths=[8, 16, 32, 64],
-            celeba_latent_dim=16,
-            epochs=2,
-            celeba_epochs=2,
-            train_size=1000,
-            coverage_size=200,
-        ),
-        paper=dict(cnn_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=10, train_size=60000),
-        shared=("seeds", "device"),
-        main=("epochs", "celeba_epochs", "seeds", "train_size"),
-    ),
-    "N7": Settings(
-        base=dict(
-            _P,
-            latent_dim=16,
-            widths=[512, 256],
-            cnn_widths=[16, 32, 64, 128],
-            pull_weight=0.1,
-            epochs=5,
-            codebook_size=20,
-            codebook_epochs=20,
-            batch_size=128,
-            train_size=20000,
-            n_paths=16,
-        ),
-        smoke=dict(
-            latent_dim=8,
-            widths=[64],
-            cnn_widths=[8, 16, 32, 64],
-            epochs=1,
-            codebook_epochs=1,
-            train_size=1000,
-            n_paths=2,
-        ),
-        paper=dict(cnn_widths=[32, 64, 128, 256], train_size=100000, n_paths=64),
-        shared=("seeds", "fd_samples", "device"),
-        main=("epochs", "codebook_epochs", "seeds", "train_size"),
-    ),
-    "N8": Settings(
-        base=dict(
-            _P,
-            latent_dim=32,
-            cnn_widths=[32, 64],
-            celeba_latent_dim=128,
-            celeba_widths=[16, 32, 64, 128],
-            epochs=10,
-            celeba_epochs=5,
-            batch_size=128,
-            pool_size=64,
-            pull_weight=1.0,
-            centre_recon_weight=0.0,
-            zero_weight=1.0,
-            codebook_size=20,
-            train_size=8000,
-            coverage_size=1000,
-        ),
-        smoke=dict(
-            latent_dim=8,
-            cnn_widths=[8, 16],
-            celeba_latent_dim=16,
-            celeba_widths=[8, 16, 32, 64],
-            epochs=2,
-            celeba_epochs=1,
-            train_size=512,
-            coverage_size=128,
-        ),
-        paper=dict(celeba_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=20, train_size=60000),
-        shared=("seeds", "fd_samples", "device"),
-        main=("epochs", "celeba_epochs", "seeds", "train_size"),
-    ),
-    "N9": Settings(
-        base=dict(
-            _P,
-            latent_dim=16,
-            widths=[512, 256],
-            residual_width=512,
-            residual_blocks=4,
-            codebook_sizes=[20, 50],
-            residual_codebook_size=500,
-            codebook_decay=0.99,
-            pull_weight=0.1,
-            epochs=10,
-            batch_size=128,
-            train_size=10000,
-            tsne_points=1000,
-            perturbation=300.0,
-        ),
-        smoke=dict(
-            latent_dim=8,
-            widths=[64],
-            residual_width=64,
-            residual_blocks=2,
-            residual_codebook_size=100,
-            epochs=1,
-            train_size=1000,
-            tsne_points=300,
-        ),
-        paper=dict(epochs=20, train_size=60000, tsne_points=2000),
-        shared=("seeds", "device"),
-        main=("epochs", "seeds", "train_size"),
-    ),
-    "N10": Settings(
-        base=dict(
-            _P,
-            cnn_widths=[32, 64],
-            map_channels=64,
-            map_codebook_size=100,
-            codebook_decay=0.99,
-            pull_weight=0.1,
-            epochs=5,
-            batch_size=128,
-            train_size=10000,
-        ),
-        smoke=dict(cnn_widths=[8, 16], map_channels=8, map_codebook_size=20, epochs=1, train_size=1000),
-        paper=dict(cnn_widths=[64, 128], map_channels=512, train_size=60000),
-        shared=("seeds", "fd_samples", "device"),
-        main=("epochs", "seeds", "map_channels", "train_size"),
-    ),
-    "N11": Settings(
-        base=dict(
-            latent_dims=[3, 5, 10, 20, 200],
-            manifold_epochs=30,
-            epochs=10,
-            batch_size=100,
-            train_size=20000,
-            test_size=10000,
-            optimizer="adagrad",
-            lr_candidates=[0.01, 0.02, 0.1],
-            lr_search_epochs=2,
-            lr_search_size=6000,
-            activation="tanh",
-            likelihood="bernoulli",
-            decoder_std=0.1,
-            init_std=0.01,
-            iw_samples=500,
-            iw_test_size=1000,
-        ),
-        smoke=dict(
-            latent_dims=[3, 20],
-            manifold_epochs=2,
-            epochs=2,
-            train_size=2000,
-            test_size=500,
-            lr_search_epochs=1,
-            lr_search_size=1000,
-            iw_samples=20,
-            iw_test_size=100,
-        ),
-        paper=dict(
-            manifold_epochs=1670,
-            epochs=1670,
-            train_size=60000,
-            lr_search_size=60000,
-            iw_samples=5000,
-            iw_test_size=10000,
-        ),
-        shared=("seeds", "fd_samples", "device"),
-        main=("epochs", "seeds", "latent_dims", "train_size"),
-    ),
-}
+# The training P and R give most of their models: Adam, step size 1e-3, a squared-error reconstruction.
+ADAM_SQUARED_ERROR = dict(lr=1e-3, likelihood="mse")
 
 
 @dataclass
@@ -454,10 +185,6 @@ def pick_device(device: str) -> str:
     return device
 
 
-def settings_of(chapter: str) -> Settings:
-    return CHAPTER_SETTINGS[chapter]
-
-
 def _unknown(names, known, chapter: str) -> ParameterError:
     lines = []
     for name in sorted(names):
@@ -466,9 +193,8 @@ def _unknown(names, known, chapter: str) -> ParameterError:
     return ParameterError("; ".join(lines) + f". Its parameters are profile, {', '.join(known)}")
 
 
-def resolve(chapter: str, profile: str, **given) -> Parameters:
-    """The chapter's ``profile`` overridden by every knob in ``given`` that is not None."""
-    settings = settings_of(chapter)
+def resolve(chapter: str, settings: Settings, profile: str, **given) -> Parameters:
+    """The ``profile`` of a chapter's ``settings`` overridden by every knob in ``given`` that is not None."""
     if profile not in PROFILE_NAMES:
         raise ParameterError(f"profile: {profile!r} is not one of {', '.join(PROFILE_NAMES)}")
     values = settings.profile(profile)
@@ -505,14 +231,14 @@ def injected_names(history) -> set:
     return set()
 
 
-def parameters_from(chapter: str, namespace: dict) -> Parameters:
+def parameters_from(chapter: str, settings: Settings, namespace: dict) -> Parameters:
     """Resolve a notebook's parameters cell: the profile (None: ``$GEOVAE_PROFILE``, else
     ``quick``) and every knob of ``chapter`` found in ``namespace`` (the notebook's globals).
     A name papermill injected that is not a knob (``-p epoch 3`` for ``epochs``) fails here,
     naming the closest knobs, since papermill itself only warns."""
-    knobs = settings_of(chapter).knobs()
+    knobs = settings.knobs()
     unknown = injected_names(namespace.get("In")) - set(knobs) - {"profile"}
     if unknown:
         raise _unknown(unknown, knobs, chapter)
     profile = namespace.get("profile") or os.environ.get("GEOVAE_PROFILE", "quick")
-    return resolve(chapter, profile, **{k: namespace.get(k) for k in knobs})
+    return resolve(chapter, settings, profile, **{k: namespace.get(k) for k in knobs})

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from .criteria import Criterion, decide, levelled_off, loss_fall
-from .storage import atomic_json_save, results_dir
+from .errors import ResultsNotWritableError
+from .storage import atomic_json_save, check_writable, describe, results_dir
 
 BOOK_RUN = "GEOVAE_BOOK_RUN"
 
@@ -113,6 +114,17 @@ def results_path(notebook: str, parameters) -> Path:
     text = json.dumps(parameters.as_dict(), sort_keys=True, default=str)
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     return results_dir() / "runs" / f"{notebook}-{parameters.profile}-{digest}.json"
+
+
+def check_results_writable(path: Path) -> None:
+    """Before a chapter trains: its results file's folder can be written, else one line."""
+    try:
+        check_writable(path.parent, create=False)
+    except OSError as error:
+        raise ResultsNotWritableError(
+            f"cannot write the results folder {path.parent} ({describe(error)}); set GEOVAE_RESULTS to a "
+            f"writable folder (checked before training, so that no work is lost)"
+        ) from None
 
 
 def save_results(chapter, parameters, claims: list, numbers: dict, runs: list, wall_seconds: float) -> Path:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -91,12 +93,46 @@ def _remove_stale_temp_files(folder: Path) -> None:
             pass
 
 
-def check_writable(folder: Path) -> None:
-    """Create ``folder``, then write and remove a probe file in it; OSError when it cannot."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, probe = _temp_file(folder, "probe")
+def check_writable(folder: Path, create: bool = True) -> None:
+    """Write and remove a probe file in ``folder`` (created first, unless ``create`` is False:
+    then, while it does not exist, its nearest existing parent is probed instead, leaving no
+    trace); OSError when it cannot."""
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    target = folder
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{target} is not a folder")
+    handle, probe = _temp_file(target, "probe")
     os.close(handle)
     os.unlink(probe)
+
+
+SPACE_MARGIN = 1.25  # room asked for beyond a file's size: the temp file, the filesystem's blocks
+MIN_FREE_BYTES = 16 * 2**20
+
+
+def check_space(folder: Path, size: int) -> None:
+    """OSError(ENOSPC) when ``folder`` has no room for a file of ``size`` bytes (with a margin)."""
+    free = shutil.disk_usage(folder).free
+    needed = max(int(size * SPACE_MARGIN), MIN_FREE_BYTES)
+    if free < needed:
+        raise OSError(
+            errno.ENOSPC, f"no space left in {folder}: {free / 2**20:,.0f} MB free, {needed / 2**20:,.0f} MB needed"
+        )
+
+
+def no_space_error(folder: Path, error: BaseException) -> str | None:
+    """ "no space left in <folder>" when ``error`` comes from a full disk (an OSError with ENOSPC,
+    or torch's writer failing while the disk is full, which hides the cause); else None."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"no space left in {folder}"
+    try:
+        full = shutil.disk_usage(folder).free < MIN_FREE_BYTES
+    except OSError:
+        return None
+    return f"no space left in {folder}" if full else None
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -40,8 +40,8 @@ import nbformat
 import pytest
 import yaml
 
-from geovae_core import runner
-from geovae_core.chapters import CHAPTERS
+from geovae_core import pages
+from geovae_core.chapters import chapter, chapter_notebooks
 from geovae_core.results import load_book_results
 from tools.pytest_parts import note, record
 
@@ -65,6 +65,8 @@ MARK = ".geovae-test-book"
 # The runner executes independent pages this many at once, each kernel on cores // JOBS threads.
 JOBS = min(4, os.cpu_count() or 1)
 
+pytestmark = pytest.mark.slow  # make test runs it; pytest -m 'not slow' leaves it out
+
 
 def toc_pages(toc: dict) -> tuple:
     """(root, chapters): the root document and every other document of the table of contents,
@@ -86,7 +88,7 @@ def toc_pages(toc: dict) -> tuple:
 ROOT, TOC_CHAPTERS = toc_pages(TOC)
 PAGES = [ROOT, *TOC_CHAPTERS]
 GENERATED = ["index", "genindex", "search"]  # pages Sphinx and Jupyter Book add
-LEDGER_PAGE = f"executed/{runner.LEDGER.stem}"
+LEDGER_PAGE = f"executed/{pages.LEDGER.stem}"
 STUBBED = sorted(set(os.environ.get("GEOVAE_BOOK_STUB", "").replace(",", " ").upper().split()))
 PREBUILT = os.environ.get("GEOVAE_BOOK_HTML")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -133,13 +135,14 @@ def _build_folder(tmp_path_factory) -> Path:
 
 
 def _stub(notebook: Path, folder: Path) -> None:
-    chapter = CHAPTERS.get(runner.notebook_id(notebook).upper())
-    title = chapter.heading if chapter else notebook.stem
+    chapter_id = pages.notebook_id(notebook).upper()
+    title = chapter(chapter_id).heading if chapter_id in chapter_notebooks() else notebook.stem
     nb = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_markdown_cell(
                 f"# {title}\n\nA placeholder: `GEOVAE_BOOK_STUB` kept this chapter from being executed in this run."
-            )
+            ),
+            nbformat.v4.new_code_cell("# nothing to train", metadata={"tags": ["phase:train"]}),
         ]
     )
     nb.metadata["kernelspec"] = {"name": "geovae", "display_name": "Python 3 (geovae)", "language": "python"}
@@ -150,7 +153,7 @@ def _mirror(site: Path) -> None:
     """Make ``site`` the repository as the runner and Jupyter Book see it, with an empty
     ``executed/``: links to the repository's files and folders, but a copy of ``geovae_core``
     (its ``REPO_ROOT``, hence the runner's ``executed/``, is then ``site``) and, with
-    ``GEOVAE_BOOK_STUB``, a ``notebooks/`` without the stubbed chapters and their placeholders."""
+    ``GEOVAE_BOOK_STUB``, a ``notebooks/`` with placeholders in place of the stubbed chapters."""
     for entry in REPO.iterdir():
         if entry.name in NOT_MIRRORED or entry.name.endswith(".egg-info"):
             continue
@@ -159,14 +162,13 @@ def _mirror(site: Path) -> None:
         elif entry.name == "notebooks" and STUBBED:
             (site / entry.name).mkdir()
             for notebook in entry.glob("*.ipynb"):
-                if runner.notebook_id(notebook).upper() not in STUBBED:
+                if pages.notebook_id(notebook).upper() not in STUBBED:
                     (site / entry.name / notebook.name).symlink_to(notebook)
+                else:
+                    _stub(notebook, site / entry.name)
         else:
             (site / entry.name).symlink_to(entry)
     (site / "executed").mkdir()
-    for notebook in runner.chapters():
-        if runner.notebook_id(notebook).upper() in STUBBED:
-            _stub(notebook, site / "executed")
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +181,7 @@ def smoke_book(tmp_path_factory):
             f"{_prebuilt_results()}"
         )
         return Path(PREBUILT).resolve()
-    unknown = sorted(set(STUBBED) - {runner.notebook_id(n).upper() for n in runner.chapters()})
+    unknown = sorted(set(STUBBED) - {pages.notebook_id(n).upper() for n in pages.chapters()})
     assert not unknown, f"GEOVAE_BOOK_STUB names no chapter: {unknown}"
     site = _build_folder(tmp_path_factory)
     _mirror(site)
@@ -385,7 +387,7 @@ def test_page_in_the_browser(page, browser, monkeypatch):
             problems.append(f"unreadable results files: {unreadable}")
         if rows != claims:
             problems.append(f"the ledger shows {rows} claim rows; the book's results files hold {claims} claims")
-        if not claims and len(STUBBED) < len(CHAPTERS):
+        if not claims and len(STUBBED) < len(chapter_notebooks()):
             problems.append("the book's results files hold no claim")
     _tally["pages"] += 1
     _tally["images"] += len(facts["images"])
@@ -407,7 +409,7 @@ def test_every_html_page_of_the_build_is_checked(smoke_book):
 
 
 def test_every_notebook_the_runner_executes_is_a_page_of_the_book():
-    executed = {f"executed/{n.stem}" for n in runner.book_notebooks()}
+    executed = {f"executed/{n.stem}" for n in pages.book_notebooks()}
     in_toc = {page for page in PAGES if page.startswith("executed/")}
     assert executed - in_toc == set(), "executed by the runner, missing from _toc.yml"
     assert in_toc - executed == set(), "in _toc.yml under executed/, but no notebook of the runner makes it"
@@ -427,8 +429,8 @@ def test_the_paper_profile_s_dry_run_built_and_stepped_every_chapter_s_runs(smok
         pytest.fail("GEOVAE_BOOK_HTML: the book was built before, without this run's dry run", pytrace=False)
     table = json.loads((smoke_book.parent.parent / "executed" / "dry-run.json").read_text())
     chapters = table["chapters"]
-    assert set(chapters) == {runner.notebook_id(n) for n in runner.chapters()}
-    for chapter, row in chapters.items():
-        assert row["error"] is None, (chapter, row["error"])
-        assert row["runs"] > 0 and row["largest_parameters"] > 0 and row["gpu_hours"] > 0, chapter
-        assert row["profile"] == "paper", chapter
+    assert set(chapters) == {pages.notebook_id(n) for n in pages.chapters()}
+    for chapter_id, row in chapters.items():
+        assert row["error"] is None, (chapter_id, row["error"])
+        assert row["runs"] > 0 and row["largest_parameters"] > 0 and row["gpu_hours"] > 0, chapter_id
+        assert row["profile"] == "paper", chapter_id

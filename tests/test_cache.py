@@ -15,16 +15,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 import geovae_core.cache as cache
+import geovae_core.storage as storage
 import geovae_core.training as training
-from geovae_core import CacheNotWritableError, ExperimentConfig, TrainingDivergedError, run, train
+from conftest import tiny_config
+from geovae_core import CacheNotWritableError, TrainingDivergedError, train
+from geovae_core.cache import run
 from geovae_core.storage import ONE_OFF_LOG, STALE_TEMP_SECONDS, atomic_json_save, atomic_torch_save
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = ExperimentConfig(
-    model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400, test_size=100, lr=0.02, weight_decay=1 / 400
-)
+TINY = tiny_config()
 
 
 @pytest.fixture
@@ -36,16 +38,17 @@ def runs(monkeypatch, tmp_path) -> Path:
 
 def _version(monkeypatch, version: str) -> None:
     """Pretend the training code is at ``version`` (as after a code change or a branch switch)."""
-    monkeypatch.setattr(cache, "code_version", lambda: version)
+    monkeypatch.setattr(cache, "code_version", lambda hooks=None, package=None: version)
+    monkeypatch.setattr(cache, "_version_of", lambda modules, package=None: version)
 
 
 def _count_training(monkeypatch) -> list:
     trained = []
     real = cache.train
 
-    def counting(config, hooks=None, progress=True):
+    def counting(config, hooks=None, progress=True, **kwargs):
         trained.append(config)
-        return real(config, hooks, progress)
+        return real(config, hooks, progress, **kwargs)
 
     monkeypatch.setattr(cache, "train", counting)
     return trained
@@ -187,14 +190,23 @@ def test_an_entry_of_the_old_unversioned_layout_is_stale(runs, capsys, monkeypat
 
 
 def _copy_code(folder: Path) -> Path:
-    folder.mkdir()
-    for name in cache.CODE_MODULES:
-        shutil.copy(REPO / "geovae_core" / name, folder / name)
-    return folder
+    """A copy of the package, named as it is (the import closure follows its name)."""
+    shutil.copytree(REPO / "geovae_core", folder / "geovae_core", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder / "geovae_core"
+
+
+def test_the_code_version_is_the_import_closure_of_the_loop_and_the_hooks():
+    from geovae_core.codebook import centre_step_hook
+    from geovae_core.geometry import coverage_hook
+
+    assert {"training", "models", "losses", "data", "config", "optimizers"} <= set(cache.code_modules())
+    assert not {"cache", "runner", "notebook", "criteria", "results", "metrics"} & set(cache.code_modules())
+    assert "geometry" in cache.code_modules(coverage_hook()) and "codebook" in cache.code_modules(centre_step_hook())
 
 
 def test_the_code_version_ignores_comments_docstrings_and_layout_but_not_code(tmp_path):
-    assert cache.code_version() == cache.code_version(_copy_code(tmp_path / "same"))
+    version = cache.code_version()
+    assert version == cache.code_version(package=_copy_code(tmp_path / "same"))
     edited = _copy_code(tmp_path / "edited")
     losses = edited / "losses.py"
     source = losses.read_text()
@@ -204,14 +216,17 @@ def test_the_code_version_ignores_comments_docstrings_and_layout_but_not_code(tm
         "    return -0.5 * torch.sum(1 + logvar", "    # a comment\n    return -0.5 *   torch.sum(\n        1 + logvar"
     )
     losses.write_text("# a new first line\n" + source)
-    assert cache.code_version(edited) == cache.code_version()
+    assert cache.code_version(package=edited) == version
     changed = _copy_code(tmp_path / "changed")
     (changed / "losses.py").write_text(source.replace("return -0.5 *   torch.sum(", "return -0.25 * torch.sum("))
-    assert cache.code_version(changed) != cache.code_version()
+    assert cache.code_version(package=changed) != version
     hooks = _copy_code(tmp_path / "hooks")  # the per-epoch hooks are part of it too
     geometry = (hooks / "geometry.py").read_text()
     (hooks / "geometry.py").write_text(geometry.replace("eta / 100.0", "eta / 99.0"))
-    assert cache.code_version(hooks) != cache.code_version()
+    assert cache.code_version(package=hooks) != version
+    elsewhere = _copy_code(tmp_path / "elsewhere")  # code no trained run depends on
+    (elsewhere / "runner.py").write_text((elsewhere / "runner.py").read_text() + "\nANSWER = 42\n")
+    assert cache.code_version(package=elsewhere) == version
 
 
 # --- an unwritable cache fails before training --------------------------------------------
@@ -245,6 +260,34 @@ def test_a_cache_folder_that_refuses_writes_fails_at_once(runs, monkeypatch):
     with pytest.raises(CacheNotWritableError, match=r"cannot write the cache folder .*Permission denied.*GEOVAE_CACHE"):
         run(TINY, progress=False)
     assert not any(p.name.startswith(".probe") for p in runs.rglob("*"))
+
+
+def _disk_with(free: int):
+    return lambda path: shutil._ntuple_diskusage(10**12, 10**12 - free, free)
+
+
+def test_a_disk_without_room_for_the_entry_fails_before_training(runs, monkeypatch):
+    monkeypatch.setattr(storage.shutil, "disk_usage", _disk_with(2 * 2**20))
+    monkeypatch.setattr(cache, "train", _never_train)
+    with pytest.raises(CacheNotWritableError) as error:
+        run(TINY, progress=False)
+    message = str(error.value)
+    assert re.search(r": no space left in .*runs/\w+: 2 MB free, 16 MB needed; free some space there", message)
+    assert "\n" not in message
+
+
+def test_a_disk_that_fills_while_training_is_said_as_such_not_as_torch_s_error(runs, monkeypatch):
+    def torch_on_a_full_disk(obj, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4288 vs 4180")
+
+    monkeypatch.setattr(cache, "check_space", lambda folder, size: None)  # room when training started
+    monkeypatch.setattr(storage.shutil, "disk_usage", _disk_with(0))
+    monkeypatch.setattr(cache, "atomic_torch_save", torch_on_a_full_disk)
+    with pytest.raises(CacheNotWritableError) as error:
+        run(TINY, progress=False)
+    message = str(error.value)
+    assert f": trained, but no space left in {runs / TINY.key()}: the entry could not be written" in message
+    assert "enforce fail" not in message and "\n" not in message
 
 
 # --- permissions and temp files -----------------------------------------------------------
@@ -300,7 +343,7 @@ def test_a_hook_metric_that_becomes_infinite_in_the_last_epoch_caches_nothing(ru
 
     with pytest.raises(
         TrainingDivergedError,
-        match=r"kth/sampled mnist z=3 .*: spread of epoch 2 not finite after "
+        match=r"shallow_mlp/sampled mnist z=3 .*: spread of epoch 2 not finite after "
         r"training; nothing was cached",
     ):
         run(TINY, hooks={"spread": spread}, progress=False)
@@ -345,7 +388,7 @@ def test_a_weight_made_infinite_by_the_last_step_caches_nothing(runs, monkeypatc
     _optimizer_that_breaks_a_weight_at_the_last_step(monkeypatch, steps=2 * 400 // 100)
     with pytest.raises(
         TrainingDivergedError,
-        match=r"kth/sampled .*: weight encoder\.1\.0\.weight not finite after "
+        match=r"shallow_mlp/sampled .*: weight encoder\.1\.0\.weight not finite after "
         r"training; nothing was cached",
     ):
         run(config, progress=False)
@@ -360,13 +403,13 @@ CHILD = r"""
 import os, sys, time
 from pathlib import Path
 import geovae_core.cache as cache
-from geovae_core import ExperimentConfig, run
+from geovae_core.cache import run
 
 name, mode = sys.argv[1], sys.argv[2]
 here = Path(os.environ["WORK"])
 real_train = cache.train
 
-def observed_train(config, hooks=None, progress=True):
+def observed_train(config, hooks=None, progress=True, **kwargs):
     with open(here / "trained", "a") as counter:
         counter.write(name + "\n")
     if mode == "hold":  # hold the lock until killed
@@ -377,11 +420,12 @@ def observed_train(config, hooks=None, progress=True):
         while not all((here / f"ready-{n}").exists() for n in ("a", "b")) and time.time() < deadline:
             time.sleep(0.05)
         time.sleep(3)
-    return real_train(config, hooks, progress)
+    return real_train(config, hooks, progress, **kwargs)
 
 cache.train = observed_train
-config = ExperimentConfig(model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400, test_size=100,
-                          lr=0.02, weight_decay=1 / 400)
+sys.path.insert(0, os.environ["TESTS"])
+from conftest import tiny_config
+config = tiny_config()
 (here / f"ready-{name}").touch()
 print(f"{name} from_cache={run(config, progress=False).from_cache}")
 """
@@ -391,6 +435,7 @@ def _child(name: str, mode: str, work: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "WORK": str(work),
+        "TESTS": str(REPO / "tests"),
         "GEOVAE_CACHE": str(work / "cache"),
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -406,6 +451,7 @@ def _child(name: str, mode: str, work: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_config_train_it_once(tmp_path):
     a, b = _child("a", "race", tmp_path), _child("b", "race", tmp_path)
     (out_a, err_a), (out_b, err_b) = a.communicate(timeout=300), b.communicate(timeout=300)
@@ -418,6 +464,7 @@ def test_two_processes_on_one_config_train_it_once(tmp_path):
     assert len(list((tmp_path / "cache" / "runs").rglob("*.pt"))) == 1
 
 
+@pytest.mark.slow
 def test_a_holder_killed_with_sigkill_never_blocks_the_next_run(tmp_path):
     holder = _child("killed", "hold", tmp_path)
     deadline = time.time() + 120
@@ -457,13 +504,26 @@ def test_the_listing_says_current_stale_or_damaged_and_remove_stale_frees_them(r
     assert any(line.startswith("damaged  bbbbbbbbbbbb") and "BadZipFile" in line for line in lines)
     assert lines[-1].startswith(f"4 entries in {runs.parent}: 1 current") and "1 stale" in lines[-1]
     assert "2 damaged" in lines[-1] and "this code is version bbbbbbbbbbbb" in lines[-1]
+    stale = runs / TINY.key() / "aaaaaaaaaaaa.pt"
+    assert cache.main(["--remove-stale"]) == 0  # the stale entry is seconds old: another checkout may use it
+    out = capsys.readouterr().out.strip().splitlines()
+    assert f"kept {stale.relative_to(runs.parent)} ({TINY.label()}): written " in out[-2]
+    assert "ago, less than 1 d: another checkout may be using it" in out[-2]
+    assert out[-1].startswith("removed 0 stale and 2 damaged entries, freed ")
+    assert out[-1].endswith("kept 1 (see above)")
+    day_old = time.time() - 2 * cache.SAFE_AGE_SECONDS
+    os.utime(stale, (day_old, day_old))
+    with FileLock(stale.parent / ".lock"):  # a process is training or loading that key
+        assert cache.main(["--remove-stale"]) == 0
+        assert "locked by a running process" in capsys.readouterr().out and stale.is_file()
     assert cache.main(["--remove-stale"]) == 0
     summary = capsys.readouterr().out.strip().splitlines()[-1]
-    assert summary.startswith("removed 1 stale and 2 damaged entries, freed ") and not summary.endswith(" 0 B")
+    assert summary.startswith("removed 1 stale and 0 damaged entries, freed ") and not summary.endswith(" 0 B")
     assert [p.relative_to(runs).as_posix() for p in runs.rglob("*.pt")] == [f"{TINY.key()}/bbbbbbbbbbbb.pt"]
     assert run(TINY, progress=False).from_cache
 
 
+@pytest.mark.slow
 def test_the_cache_command_runs_as_a_module(runs):
     run(TINY.replace(epochs=1), progress=False)
     done = subprocess.run(
@@ -481,6 +541,7 @@ def test_the_cache_command_runs_as_a_module(runs):
 # --- the test session cleans up after itself ----------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", [False, True])
 def test_the_test_session_removes_its_cache_unless_asked_to_keep_it(tmp_path, keep):
     env = {**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from geovae_core import ExperimentConfig, run
+from geovae_core import ExperimentConfig
+from geovae_core.cache import run
 from geovae_core.codebook import (
     ClusterCentres,
     Codebook,

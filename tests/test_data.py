@@ -51,7 +51,17 @@ def test_a_missing_dataset_names_the_dataset_the_folder_and_the_files(fresh, mon
     message = str(error.value)
     assert message.startswith("mnist: expected ") and str(fresh / "empty" / "MNIST" / "raw") in message
     assert all(name in message for name in MNIST_FILES) and "download failed" in message
+    assert f"GEOVAE_DATA={fresh / 'empty'} does not exist." in message  # the folder itself is missing
     assert "\n" not in message
+    assert not (fresh / "cache" / "downloads").exists()  # the failed download leaves no empty folder
+
+
+def test_a_data_root_that_exists_but_lacks_the_files_is_not_called_missing(fresh, monkeypatch):
+    (fresh / "root").mkdir()
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    with pytest.raises(DatasetNotFoundError) as error:
+        load_dataset("mnist")
+    assert "does not exist" not in str(error.value) and str(fresh / "root" / "MNIST" / "raw") in str(error.value)
 
 
 def test_a_corrupted_archive_is_a_checksum_error_and_leaves_nothing_behind(fresh, monkeypatch):
@@ -80,7 +90,7 @@ def test_binarisation_is_fixed_and_binary():
 
 
 def test_the_split_takes_the_configured_subsets():
-    config = ExperimentConfig(model="kth", train_size=300, test_size=50, binarize=True)
+    config = ExperimentConfig(model="shallow_mlp", train_size=300, test_size=50, binarize=True)
     x_train, y_train, x_test, y_test = experiment_split(config)
     assert (len(x_train), len(y_train), len(x_test), len(y_test)) == (300, 300, 50, 50)
     assert set(x_train.unique().tolist()) == {0.0, 1.0}

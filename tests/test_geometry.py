@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from conftest import tiny_config
 from geovae_core import ExperimentConfig
 from geovae_core.geometry import (
     _umap_kernels_cached,
@@ -155,22 +156,11 @@ def test_an_ellipsoid_fit_recovers_the_axes_of_a_gaussian_cloud():
 
 
 def test_the_coverage_hook_records_coverage_and_tau_each_epoch(monkeypatch, tmp_path):
-    from geovae_core import run
+    from geovae_core.cache import run
     from geovae_core.geometry import coverage_hook
 
     monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
-    config = ExperimentConfig(
-        model="mlp",
-        widths=(32,),
-        latent_dim=4,
-        activation="relu",
-        init_std=None,
-        optimizer="adam",
-        lr=1e-3,
-        epochs=2,
-        train_size=300,
-        test_size=200,
-    )
+    config = tiny_config("mlp", test_size=200)
     history = run(config, hooks=coverage_hook(size=100), progress=False).history
     assert all(0 <= row["coverage"] <= 1 and row["tau"] > 0 for row in history)
 

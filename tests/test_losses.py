@@ -41,7 +41,7 @@ def test_gaussian_nll_is_the_normal_log_density():
 
 
 def test_loss_is_the_weighted_sum_of_its_terms():
-    config = ExperimentConfig(model="kth", loss_terms=(("recon", 1.0), ("kl", 0.5)))
+    config = ExperimentConfig(model="shallow_mlp", loss_terms=(("recon", 1.0), ("kl", 0.5)))
     x = torch.rand(3, 1, 2, 2)
     out = {"logits": torch.zeros(3, 4), "mu": torch.ones(3, 2), "logvar": torch.zeros(3, 2)}
     terms = loss_terms(x, None, out, config)

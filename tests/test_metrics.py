@@ -18,7 +18,7 @@ from geovae_core.models import build_model
 @pytest.fixture(scope="module")
 def small_vae():
     torch.manual_seed(0)
-    config = ExperimentConfig(model="kth", latent_dim=2, hidden_dim=16, init_std=0.3)
+    config = ExperimentConfig(model="shallow_mlp", latent_dim=2, hidden_dim=16, init_std=0.3)
     model = build_model(config, (1, 4, 4)).eval()
     x = torch.rand(5, 1, 4, 4)
     return model, config, x

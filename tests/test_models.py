@@ -9,31 +9,31 @@ UNUSED_DECODER_HEADS = 2 * (500 * 2 + 2)  # K's Linear-8 and Linear-9: listed, n
 
 
 def test_vae_parameter_count_is_ks_table_less_its_two_unused_decoder_heads():
-    model = build_model(ExperimentConfig(model="kth", latent_dim=2), (1, 28, 28))
+    model = build_model(ExperimentConfig(model="shallow_mlp", latent_dim=2), (1, 28, 28))
     assert count_parameters(model) == K_VAE_TABLE - UNUSED_DECODER_HEADS == 788_788
 
 
 def test_ae_parameter_count_matches_ks_table():
-    model = build_model(ExperimentConfig(model="kth", latent="point", latent_dim=2), (1, 28, 28))
+    model = build_model(ExperimentConfig(model="shallow_mlp", latent="point", latent_dim=2), (1, 28, 28))
     assert count_parameters(model) == K_AE_TABLE
 
 
 def test_initialisation_is_normal_with_the_configured_std():
-    model = build_model(ExperimentConfig(model="kth", init_std=0.01), (1, 28, 28))
+    model = build_model(ExperimentConfig(model="shallow_mlp", init_std=0.01), (1, 28, 28))
     weights = torch.cat([p.flatten() for p in model.parameters()])
     assert weights.std().item() == pytest.approx(0.01, rel=0.02)
     assert abs(weights.mean().item()) < 1e-3
 
 
 def test_ae_latent_is_bounded_by_tanh_and_deterministic():
-    model = build_model(ExperimentConfig(model="kth", latent="point", latent_dim=5, init_std=0.1), (1, 28, 28))
+    model = build_model(ExperimentConfig(model="shallow_mlp", latent="point", latent_dim=5, init_std=0.1), (1, 28, 28))
     x = torch.rand(8, 1, 28, 28)
     out1, out2 = model(x), model(x)
     assert out1["z"].abs().max() < 1 and torch.equal(out1["z"], out2["z"]) and out1["logvar"] is None
 
 
 def test_vae_samples_its_latent_and_decodes_to_images():
-    model = build_model(ExperimentConfig(model="kth", latent_dim=3), (1, 28, 28))
+    model = build_model(ExperimentConfig(model="shallow_mlp", latent_dim=3), (1, 28, 28))
     x = torch.rand(8, 1, 28, 28)
     out = model(x)
     assert out["mu"].shape == out["logvar"].shape == out["z"].shape == (8, 3)

@@ -105,6 +105,7 @@ def test_the_convention_catches_what_jupyter_adds(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_the_geovae_kernel_is_installed_in_the_environment_and_runs_its_python():
     """``make env`` installs the kernel ``geovae`` into the environment (``--sys-prefix``); it
     must start this environment's Python, which imports the library."""

@@ -1,20 +1,19 @@
 import pytest
 
+from geovae_core.chapters import chapter, chapter_notebooks, n1
 from geovae_core.errors import ParameterError
-from geovae_core.profiles import (
-    CHAPTER_SETTINGS,
-    KNOBS,
-    PROFILE_NAMES,
-    SHARED,
-    injected_names,
-    parameters_from,
-    resolve,
-)
+from geovae_core.profiles import KNOBS, PROFILE_NAMES, SHARED, injected_names, parameters_from, resolve
+
+CHAPTER_IDS = list(chapter_notebooks())
 
 
-@pytest.mark.parametrize("chapter", sorted(CHAPTER_SETTINGS))
-def test_every_profile_sets_the_same_known_valid_knobs(chapter):
-    settings = CHAPTER_SETTINGS[chapter]
+def _resolve(profile, **given):
+    return resolve("N1", n1.SETTINGS, profile, **given)
+
+
+@pytest.mark.parametrize("chapter_id", CHAPTER_IDS)
+def test_every_profile_sets_the_same_known_valid_knobs(chapter_id):
+    settings = chapter(chapter_id).settings
     knobs = set(settings.knobs())
     assert set(settings.smoke) <= knobs and set(settings.paper) <= knobs and set(settings.main) <= knobs
     for name in PROFILE_NAMES:
@@ -24,27 +23,27 @@ def test_every_profile_sets_the_same_known_valid_knobs(chapter):
             assert KNOBS[knob][0](value), (name, knob, value)
 
 
-@pytest.mark.parametrize("chapter", sorted(CHAPTER_SETTINGS))
-def test_quick_measures_every_claim_over_at_least_three_seeds_and_paper_over_five(chapter):
-    settings = CHAPTER_SETTINGS[chapter]
+@pytest.mark.parametrize("chapter_id", CHAPTER_IDS)
+def test_quick_measures_every_claim_over_at_least_three_seeds_and_paper_over_five(chapter_id):
+    settings = chapter(chapter_id).settings
     if "seeds" in settings.knobs():
         assert len(settings.profile("quick")["seeds"]) >= 3 and len(settings.profile("paper")["seeds"]) >= 5
 
 
 def test_shared_knobs_come_from_the_profile():
-    assert resolve("N1", "quick", device="cpu").seeds == SHARED["quick"]["seeds"]
-    assert resolve("N1", "paper", device="cpu").seeds == SHARED["paper"]["seeds"]
+    assert _resolve("quick", device="cpu").seeds == SHARED["quick"]["seeds"]
+    assert _resolve("paper", device="cpu").seeds == SHARED["paper"]["seeds"]
 
 
 def test_an_explicit_knob_beats_the_profile_and_none_keeps_it():
-    p = resolve("N1", "quick", epochs=50, lr=None)
-    assert p.epochs == 50 and p.lr == CHAPTER_SETTINGS["N1"].base["lr"]
+    p = _resolve("quick", epochs=50, lr=None)
+    assert p.epochs == 50 and p.lr == n1.SETTINGS.base["lr"]
     assert p.explicit == {"epochs"} and "| `epochs` | `50` | given |" in p.markdown()
 
 
 def test_an_unknown_profile_names_the_allowed_ones():
     with pytest.raises(ParameterError, match=r"profile: 'fast' is not one of smoke, quick, paper"):
-        resolve("N1", "fast")
+        _resolve("fast")
 
 
 @pytest.mark.parametrize(
@@ -58,33 +57,33 @@ def test_an_unknown_profile_names_the_allowed_ones():
 )
 def test_a_bad_value_names_the_knob_and_what_is_allowed(knob, value, message):
     with pytest.raises(ParameterError, match=message):
-        resolve("N1", "smoke", **{knob: value})
+        _resolve("smoke", **{knob: value})
 
 
 def test_an_unknown_knob_is_refused_with_the_closest_names():
     with pytest.raises(ParameterError, match="epoch: not a parameter of N1; did you mean epochs"):
-        resolve("N1", "smoke", epoch=3)
+        _resolve("smoke", epoch=3)
 
 
 def test_device_auto_resolves_to_an_available_device():
-    assert resolve("N1", "smoke", device="auto").device in ("cpu", "cuda")
+    assert _resolve("smoke", device="auto").device in ("cpu", "cuda")
 
 
 def _namespace(**knobs):
     """A notebook's globals after its parameters cell (every knob None) and papermill's cell."""
-    names = {k: None for k in CHAPTER_SETTINGS["N1"].knobs()}
+    names = {k: None for k in n1.SETTINGS.knobs()}
     injected = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in knobs.items())
     return {**names, "profile": "smoke", **knobs, "In": ["", "import torch", injected, "P = ..."]}
 
 
 def test_a_notebook_hands_its_parameters_cell_over_in_one_call():
-    p = parameters_from("N1", _namespace(profile="smoke", epochs=3))
+    p = parameters_from("N1", n1.SETTINGS, _namespace(profile="smoke", epochs=3))
     assert p.profile == "smoke" and p.epochs == 3 and p.explicit == {"epochs"}
 
 
 def test_a_misspelt_papermill_parameter_fails_naming_the_closest_knob():
     with pytest.raises(ParameterError, match="epoch: not a parameter of N1; did you mean epochs"):
-        parameters_from("N1", _namespace(epoch=3))
+        parameters_from("N1", n1.SETTINGS, _namespace(epoch=3))
 
 
 def test_only_papermill_s_injected_cell_is_read_for_names():
@@ -101,10 +100,9 @@ def _parameters_cell_names(notebook):
     return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
 
 
-@pytest.mark.parametrize("chapter", sorted(CHAPTER_SETTINGS))
-def test_a_chapter_s_parameters_cell_lists_exactly_its_knobs(chapter):
-    from geovae_core.chapters import CHAPTERS
+@pytest.mark.parametrize("chapter_id", CHAPTER_IDS)
+def test_a_chapter_s_parameters_cell_lists_exactly_its_knobs(chapter_id):
     from geovae_core.storage import REPO_ROOT
 
-    notebook = REPO_ROOT / "notebooks" / f"{CHAPTERS[chapter].notebook}.ipynb"
-    assert _parameters_cell_names(notebook) == {"profile", *CHAPTER_SETTINGS[chapter].knobs()}
+    notebook = REPO_ROOT / "notebooks" / f"{chapter(chapter_id).notebook}.ipynb"
+    assert _parameters_cell_names(notebook) == {"profile", *chapter(chapter_id).settings.knobs()}

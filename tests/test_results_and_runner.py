@@ -4,11 +4,11 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from geovae_core.chapters import CHAPTERS
+from geovae_core.chapters import n1
 from geovae_core.criteria import SMOOTH
+from geovae_core.pages import book_notebooks
 from geovae_core.profiles import resolve
 from geovae_core.results import BOOK_RUN, Claim, load_book_results, save_results
-from geovae_core.runner import book_notebooks
 
 
 class _Run:
@@ -53,8 +53,8 @@ def _save(monkeypatch, tmp_path, book, **given):
         monkeypatch.setenv(BOOK_RUN, "1")
     else:
         monkeypatch.delenv(BOOK_RUN, raising=False)
-    P = resolve("N1", "smoke", device="cpu", **given)
-    return save_results(CHAPTERS["N1"], P, [_claim({0: 1.0})], {"n": 1.5}, [_Run("r", [2, 1])], 12.0)
+    P = resolve("N1", n1.SETTINGS, "smoke", device="cpu", **given)
+    return save_results(n1.CHAPTER, P, [_claim({0: 1.0})], {"n": 1.5}, [_Run("r", [2, 1])], 12.0)
 
 
 def test_the_book_s_results_and_hand_runs_are_kept_apart(monkeypatch, tmp_path):
@@ -66,7 +66,7 @@ def test_the_book_s_results_and_hand_runs_are_kept_apart(monkeypatch, tmp_path):
     results, problems = load_book_results()
     assert problems == [] and [r["parameters"]["epochs"] for r in results] == [1]
     stored = results[0]
-    assert stored["title"] == CHAPTERS["N1"].title and stored["claims"][0]["verdict"] == "holds"
+    assert stored["title"] == n1.CHAPTER.title and stored["claims"][0]["verdict"] == "holds"
     assert stored["compute"]["wall_seconds"] == 12.0 and stored["runs"][0]["levelled_off"] is False
     assert json.loads(hand.read_text())["explicit"] == ["device", "epochs"]
 
@@ -81,6 +81,7 @@ def test_an_unreadable_results_file_is_named_and_skipped(monkeypatch, tmp_path):
     assert "KeyError" in problems[1]
 
 
+@pytest.mark.slow
 def test_a_bad_papermill_parameter_fails_at_once_in_one_line(tmp_path):
     import papermill
 
@@ -105,6 +106,7 @@ def test_a_bad_papermill_parameter_fails_at_once_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_a_misspelt_papermill_parameter_fails_naming_the_closest_knob(tmp_path):
     import papermill
 

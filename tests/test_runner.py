@@ -1,14 +1,11 @@
-"""The runner as a reader of the book meets it: pages run in stages and timed by phase, skipped
-when nothing they import changed, listed with their state, run several at once or on a Dask
-cluster, and checked at full size by a dry run that trains nothing."""
+"""The runner as a reader of the book meets it: a build timed by phase that skips what is current,
+a listing of every page, a dry run at paper size that trains nothing, and a Dask cluster that
+gives the serial results."""
 
-import contextlib
-import io
 import json
 import math
 import os
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -18,162 +15,16 @@ import nbformat
 import pytest
 
 import geovae_core.cache as cache
-from geovae_core import ExperimentConfig, run, runner
-from geovae_core.cache import run_many
-from geovae_core.profiles import SHARED, settings_of
-from geovae_core.runner import (
-    CHECK_MARK,
-    LEDGER,
-    MEASURE,
-    REPRODUCE,
-    book_notebooks,
-    code_cells,
-    fingerprint,
-    imported_modules,
-    select,
-    status,
-)
+from conftest import SESSION_CACHE, build, cell_text, page, redirect_book, runner_output, tiny_config
+from geovae_core import book_report, pages, runner
+from geovae_core.cache import run, run_many
+from geovae_core.chapters import n1
+from geovae_core.pages import LEDGER, book_notebooks
+from geovae_core.profiles import SHARED
 
-N1 = runner.chapters()[0]
-TINY = ExperimentConfig(
-    model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400, test_size=100, lr=0.02, weight_decay=1 / 400
-)
-SESSION_CACHE = Path(os.environ["GEOVAE_CACHE"])  # conftest's: decoded data shared by every test
-
-
-def _redirect(mp, folder: Path) -> Path:
-    """Point the runner's executed/ and the results folder into ``folder``."""
-    executed = folder / "executed"
-    mp.setattr(runner, "EXECUTED", executed)
-    mp.setattr(runner, "TIMINGS", executed / "timings.json")
-    mp.setattr(runner, "DRY_RUN_TABLE", executed / "dry-run.json")
-    mp.setenv("GEOVAE_RESULTS", str(folder / "results"))
-    return executed
-
-
-def _build(*args) -> tuple:
-    """(exit status, printed text) of ``runner.build(*args)``."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = runner.build(*args)
-    return code, out.getvalue()
-
-
-def _main(*argv) -> str:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert runner.main(list(argv)) == 0
-    return out.getvalue()
-
-
-def _notebook(path: Path, *cells) -> Path:
-    """A page of (source, tags) code cells after a parameters cell."""
-    parameters = nbformat.v4.new_code_cell("profile = None", metadata={"tags": ["parameters"]})
-    code = [nbformat.v4.new_code_cell(source, metadata={"tags": tags}) for source, tags in cells]
-    nb = nbformat.v4.new_notebook(cells=[parameters, *code])
-    nb.metadata.kernelspec = {"name": "geovae", "display_name": "Python 3 (geovae)", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
-def _printed(executed: Path, index: int = -1) -> str:
-    """The text a cell printed or displayed as Markdown."""
-    outputs = nbformat.read(executed, as_version=4).cells[index].outputs
-    return "".join(o.get("text") or o.get("data", {}).get("text/markdown", "") for o in outputs)
-
-
-# --- pages and their order --------------------------------------------------------------------
-
-
-def test_pages_run_chapters_and_measure_then_the_ledger_then_reproduce():
-    pages = book_notebooks()
-    assert pages[-3:] == [MEASURE, LEDGER, REPRODUCE] and pages[0] == N1
-    assert runner.stages(pages) == [pages[:-2], [LEDGER], [REPRODUCE]]
-    assert runner.stages([REPRODUCE, N1]) == [[N1], [REPRODUCE]]
-
-
-def test_book_notebooks_follow_the_chapter_numbers():
-    ids = [int(n.stem[1:].split("-")[0]) for n in runner.chapters()]
-    assert ids == sorted(ids) and len(ids) == len(set(ids))
-
-
-def test_only_selects_one_page_by_its_id():
-    assert [n.stem.split("-")[0] for n in select("N1")] == ["N1"]
-    assert select("ledger") == [LEDGER] and select("Reproduce") == [REPRODUCE] and select("N99") == []
-    assert select(None) == book_notebooks()
-
-
-@pytest.mark.parametrize("notebook", book_notebooks(), ids=lambda p: p.name)
-def test_notebooks_are_stored_with_checked_outputs_only(notebook):
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code" and not cell.source.startswith(CHECK_MARK):
-            assert cell.outputs == [], cell.source[:60]
-    assert len(notebook.read_bytes()) < 100_000
-
-
-@pytest.mark.parametrize("notebook", [n for n in book_notebooks() if n != LEDGER], ids=lambda p: p.name)
-def test_chapters_have_a_parameters_cell_with_a_profile(notebook):
-    cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1 and "profile = " in cells[0].source
-
-
-# --- fingerprints -----------------------------------------------------------------------------
-
-
-def test_the_fingerprint_follows_the_profile():
-    assert fingerprint(N1, "smoke") != fingerprint(N1, "quick")
-    assert fingerprint(N1, "quick") == fingerprint(N1, "quick")
-
-
-def test_a_chapter_is_stale_only_when_a_module_it_imports_changes(tmp_path, monkeypatch):
-    package = tmp_path / "geovae_core"
-    package.mkdir()
-    for module in runner.PACKAGE.glob("*.py"):
-        shutil.copy(module, package)
-    uses = imported_modules(code_cells(N1), package)
-    assert {"metrics", "runner"}.isdisjoint(uses) and {"__init__", "geometry", "storage", "training"} <= uses
-    executed = _redirect(monkeypatch, tmp_path)
-    executed.mkdir()
-    before = fingerprint(N1, "quick", package)
-    nb = nbformat.read(N1, as_version=4)
-    nb.metadata["geovae"] = {"fingerprint": before}
-    nbformat.write(nb, executed / N1.name)
-    assert status(N1, before) == "current"
-
-    def edit(name, text):
-        with open(package / name, "a") as module:
-            module.write(text)
-        return fingerprint(N1, "quick", package)
-
-    assert edit("metrics.py", "\n\ndef _unused():\n    return 1\n") == before  # N1 does not import it
-    assert edit("runner.py", "\n\nANSWER = 42\n") == before
-    assert edit("geometry.py", '\n\ndef _documented():\n    """Only a docstring."""\n') != before
-    after = fingerprint(N1, "quick", package)
-    assert edit("geometry.py", "\n# a comment\n") == after  # comments are not code
-    assert {k for k in before if before[k] != after[k]} == {"code"}
-    assert status(N1, after) == "stale (code changed)"
-    assert edit("storage.py", "\n\nLIMIT = 1\n") != after  # imported through other modules
-
-
-def test_the_ledger_follows_the_results_and_reproduce_the_timings(tmp_path, monkeypatch):
-    _redirect(monkeypatch, tmp_path)
-    ledger = fingerprint(LEDGER, "quick")
-    (tmp_path / "results" / "book").mkdir(parents=True)
-    (tmp_path / "results" / "book" / "N1-autoencoders-generate.json").write_text("{}")
-    changed = fingerprint(LEDGER, "quick")
-    assert {k for k in ledger if ledger[k] != changed[k]} == {"results"}
-    assert "results" not in fingerprint(N1, "quick")
-    empty = fingerprint(REPRODUCE, "quick")
-    runner.record_timing(N1, {"profile": "quick", "seconds": 12.0, "phases": {"train": 10.0}, "state": "executed"})
-    timed = fingerprint(REPRODUCE, "quick")
-    assert timed["results"] != empty["results"]
-    runner.record_timing(N1, {"profile": "quick", "seconds": 12.0, "phases": {"train": 10.0}, "state": "skipped"})
-    runner.record_timing(REPRODUCE, {"profile": "quick", "seconds": 3.0, "phases": {}, "state": "executed"})
-    assert fingerprint(REPRODUCE, "quick") == timed  # a skip or its own timing changes nothing it shows
-
-
-# --- a serial build, listing, phases ----------------------------------------------------------
+N1 = pages.chapters()[0]
+TINY = tiny_config()
+FLOOR = book_report.GPU_STEP_FLOOR
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +33,15 @@ def book(tmp_path_factory):
     executed/ and results folder (trained runs go to the session's cache)."""
     folder = tmp_path_factory.mktemp("book")
     with pytest.MonkeyPatch.context() as mp:
-        _redirect(mp, folder)
+        redirect_book(mp, folder)
         started = time.perf_counter()
-        code, printed = _build([N1, LEDGER], "smoke", False, 1, None)
+        code, printed = build([N1, LEDGER], "smoke", False, 1, None)
         return SimpleNamespace(folder=folder, code=code, printed=printed, seconds=time.perf_counter() - started)
 
 
+@pytest.mark.slow
 def test_a_build_times_each_page_by_phase_and_skips_it_when_unchanged(book, monkeypatch):
-    executed = _redirect(monkeypatch, book.folder)
+    executed = redirect_book(monkeypatch, book.folder)
     assert book.code == 0, book.printed
     assert f"numba cache: {SESSION_CACHE / 'numba'}" in book.printed
     line = re.search(
@@ -212,20 +64,21 @@ def test_a_build_times_each_page_by_phase_and_skips_it_when_unchanged(book, monk
         "threads": stored["threads"],
     }
     assert timings["pages"]["ledger"]["state"] == "executed" and timings["machine"]["cpus"] == os.cpu_count()
-    code, printed = _build([N1, LEDGER], "smoke", False, 1, None)
+    code, printed = build([N1, LEDGER], "smoke", False, 1, None)
     assert code == 0 and printed.count("unchanged, skipped") == 2 and "executing" not in printed, printed
     again = json.loads((executed / "timings.json").read_text())["pages"]["N1"]
     assert again["state"] == "skipped" and again["seconds"] == stored["seconds"]
 
 
+@pytest.mark.slow
 def test_list_shows_each_page_s_state_and_how_to_rerun_it(book, monkeypatch):
-    executed = _redirect(monkeypatch, book.folder)
+    executed = redirect_book(monkeypatch, book.folder)
 
     def rows(*argv):
-        return {line.split()[0]: line for line in _main("--list", *argv).splitlines()[1:]}
+        return {line.split()[0]: line for line in runner_output("--list", *argv).splitlines()[1:]}
 
     smoke = rows("--profile", "smoke")
-    assert list(smoke) == [runner.notebook_id(n) for n in book_notebooks()]
+    assert list(smoke) == [pages.notebook_id(n) for n in book_notebooks()]
     assert re.match(
         r"N1 +current +smoke +[\d.]+  python -m geovae_core.runner --only N1 --force --profile smoke$", smoke["N1"]
     )
@@ -241,84 +94,6 @@ def test_list_shows_each_page_s_state_and_how_to_rerun_it(book, monkeypatch):
     finally:
         extra.unlink()
         failed.unlink()
-
-
-# --- several pages at once ----------------------------------------------------------------------
-
-
-def test_kernel_threads_divide_the_cores_and_pin_gpus_round_robin(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "8")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    env = runner.kernel_threads(3, 0)
-    assert env == {
-        "OMP_NUM_THREADS": "2",
-        "MKL_NUM_THREADS": "2",
-        "TORCH_NUM_THREADS": "2",
-        "GEOVAE_THREADS": "2",
-        "CUDA_VISIBLE_DEVICES": "0",
-    }
-    assert [runner.kernel_threads(3, slot)["CUDA_VISIBLE_DEVICES"] for slot in (1, 2, 3)] == ["1", "0", "1"]
-    assert runner.kernel_threads(16, 0)["GEOVAE_THREADS"] == "1"
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    assert runner.kernel_threads(2, 5) == dict.fromkeys(runner.THREAD_VARIABLES, "2")
-
-
-def test_jobs_run_pages_at_once_with_their_threads_and_report_each_failure(tmp_path, monkeypatch):
-    executed = _redirect(monkeypatch, tmp_path)
-    monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    good = _notebook(
-        tmp_path / "A-threads.ipynb",
-        (
-            "import os, torch\n"
-            "print(torch.get_num_threads(), os.environ['GEOVAE_THREADS'], os.environ['GEOVAE_BOOK_RUN'])",
-            ["phase:embed"],
-        ),
-    )
-    bad = _notebook(tmp_path / "B-fails.ipynb", ("raise ValueError('on purpose')", ["phase:score"]))
-    code, printed = _build([good, bad], "smoke", False, 2, None)
-    assert code == 1
-    lines = printed.splitlines()
-    assert lines[1:3] == ["A-threads (smoke): executing", "B-fails (smoke): executing"]  # both started at once
-    assert re.search(r"A-threads \(smoke\): executed in [\d.]+ s \(set-up [\d.]+, embed [\d.]+\) on 2 threads", printed)
-    assert (
-        f"B-fails (smoke): FAILED (ValueError: on purpose); the partly executed notebook is "
-        f"{executed / 'B-fails.failed.ipynb'}; rerun: python -m geovae_core.runner --only B --force "
-        f"--profile smoke"
-    ) in printed
-    assert _printed(executed / good.name) == "2 2 1\n"  # torch in the kernel took the threads it was given
-    assert status(bad, fingerprint(bad, "smoke")) == "failed" and status(good, fingerprint(good, "smoke")) == "current"
-    pages = json.loads((executed / "timings.json").read_text())["pages"]
-    assert pages["B"]["state"] == "failed" and pages["A"]["threads"] == 2
-
-
-def test_a_page_s_costs_paid_once_per_cache_are_named_in_its_breakdown_and_timings(tmp_path, monkeypatch):
-    """A page that decodes MNIST into an empty cache says so in ``make book``'s line and in
-    timings.json (the page itself stays clean); run again on the same cache, it pays nothing."""
-    executed = _redirect(monkeypatch, tmp_path)
-    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path / "cache"))
-    page = _notebook(
-        tmp_path / "A-decodes.ipynb",
-        ("from geovae_core.data import load_dataset\nprint(len(load_dataset('mnist').train_images))", ["phase:train"]),
-    )
-    code, printed = _build([page], "smoke", False, 1, None)
-    assert code == 0, printed
-    line = re.search(
-        r"A-decodes \(smoke\): executed in [\d.]+ s \(.*; of which paid once per cache: decoding mnist ([\d.]+)\)",
-        printed,
-    )
-    assert line and float(line.group(1)) > 0, printed
-    assert _printed(executed / page.name) == "60000\n"
-    once = json.loads((executed / "timings.json").read_text())["pages"]["A"]["once"]
-    assert list(once) == ["decoding mnist"] and once["decoding mnist"] == float(line.group(1))
-    assert not list(executed.glob("*.jsonl"))  # the page's log is read and removed
-    code, printed = _build([page], "smoke", True, 1, None)
-    assert code == 0 and "paid once" not in printed, printed
-    assert json.loads((executed / "timings.json").read_text())["pages"]["A"]["once"] == {}
-
-
-# --- the dry run --------------------------------------------------------------------------------
 
 
 def test_a_dry_run_builds_and_steps_a_config_without_training_or_touching_the_cache(tmp_path, monkeypatch):
@@ -359,19 +134,12 @@ def test_a_dry_run_builds_and_steps_a_config_without_training_or_touching_the_ca
     assert not (tmp_path / "cache" / "runs").exists()
 
 
-def test_a_dry_run_stops_after_the_last_training_cell(tmp_path):
-    cells = nbformat.read(N1, as_version=4).cells
-    kept = runner.truncated(N1).cells
-    assert "phase:train" in kept[-1].metadata["tags"] and kept == cells[: len(kept)] and len(kept) < len(cells)
-    with pytest.raises(ValueError, match="has no cell tagged phase:train"):
-        runner.truncated(_notebook(tmp_path / "X.ipynb", ("1", [])))
-
-
+@pytest.mark.slow
 def test_the_runner_s_dry_run_checks_a_chapter_at_paper_size(tmp_path, monkeypatch):
-    executed = _redirect(monkeypatch, tmp_path)
+    executed = redirect_book(monkeypatch, tmp_path)
     entries = sorted((SESSION_CACHE / "runs").rglob("*.pt"))
-    printed = _main("--profile", "paper", "--dry-run", "--only", "N1")
-    paper, seeds = settings_of("N1").profile("paper"), SHARED["paper"]["seeds"]
+    printed = runner_output("--profile", "paper", "--dry-run", "--only", "N1")
+    paper, seeds = n1.SETTINGS.profile("paper"), SHARED["paper"]["seeds"]
     assert re.search(
         rf"N1-autoencoders-generate \(paper, dry run\): {2 * len(seeds)} runs, largest [\d.]+ M "
         r"parameters, peak memory [\d,]+ MB; projected [\d.]+ (s|min|h) on one GPU, [\d.]+ (s|min|h) at "
@@ -386,55 +154,12 @@ def test_the_runner_s_dry_run_checks_a_chapter_at_paper_size(tmp_path, monkeypat
     assert {(r["epochs"], r["train_images"]) for r in by_data["mnist"]} == {(paper["epochs"], paper["train_size"])}
     assert entry["largest_parameters"] == max(r["parameters"] for r in entry["records"])
     gpu = sum(
-        r["epochs"] * r["steps_per_epoch"] * max(r["flops_per_step"] / runner.GPU_FLOPS, runner.GPU_STEP_FLOOR)
+        r["epochs"] * r["steps_per_epoch"] * max(r["flops_per_step"] / book_report.GPU_FLOPS, FLOOR)
         for r in entry["records"]
     )
     assert entry["gpu_hours"] == pytest.approx(gpu / 3600)
     assert sorted((SESSION_CACHE / "runs").rglob("*.pt")) == entries  # nothing trained, nothing cached
     assert not (executed / N1.name).exists() and not (tmp_path / "results").exists()
-
-
-def test_the_reproduce_page_shows_the_timings_and_the_dry_run(tmp_path, monkeypatch):
-    _redirect(monkeypatch, tmp_path)
-    assert runner.timings_markdown().startswith("No timings yet: `executed/timings.json` is missing")
-    assert runner.dry_run_markdown().startswith("No dry run yet: `executed/dry-run.json` is missing")
-    runner.record_timing(
-        N1,
-        {
-            "profile": "quick",
-            "seconds": 95.0,
-            "phases": {"set-up": 5.0, "train": 80.0, "plot": 10.0},
-            "once": {"decoding celeba": 9.84, "training the mnist judge": 20.0},
-            "state": "executed",
-        },
-    )
-    runner.record_timing(LEDGER, {"profile": "quick", "seconds": None, "phases": {}, "state": "failed"})
-    table = runner.timings_markdown().splitlines()
-    assert table[2:4] == [
-        "| N1 | quick | 95 | 5 | 80 | 0 | 0 | 10 | decoding celeba 9.8; training the mnist judge 20.0 |",
-        "| ledger | quick | failed | 0 | 0 | 0 | 0 | 0 |  |",
-    ]
-    record = {
-        "key": "k",
-        "hooks": [],
-        "epochs": 10,
-        "steps_per_epoch": 100,
-        "parameters": 2_000_000,
-        "memory_bytes": 50e6,
-        "flops_per_step": 20e9,
-        "seconds_per_step": 0.36,
-    }
-    runner.atomic_json_save(
-        {
-            "assumptions": runner.ASSUMPTIONS,
-            "chapters": {"N4": {"profile": "paper", "error": None, **runner.projection([record, record])}},
-        },
-        runner.DRY_RUN_TABLE,
-    )
-    assert "| N4 | paper | 1 | 2.00 | 50 | 1 s | 6 min | checked |" in runner.dry_run_markdown()
-
-
-# --- on a Dask cluster -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -453,6 +178,7 @@ def _cache(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_run_many_on_a_cluster_trains_on_the_workers_with_the_serial_histories(cluster, tmp_path, monkeypatch):
     hooks = {"norm": lambda model, split: {"weight_norm": float(model.decoder[0].weight.norm())}}
     experiments = {0: TINY, 1: TINY.replace(seed=1), "hooked": (TINY.replace(seed=2), hooks)}
@@ -481,12 +207,13 @@ def _claims(folder: Path) -> list:
 
 
 def _ledger_rows(executed: Path) -> list:
-    return [line for line in _printed(executed / LEDGER.name).splitlines() if line.startswith("| ")]
+    return [line for line in cell_text(executed / LEDGER.name).splitlines() if line.startswith("| ")]
 
 
+@pytest.mark.slow
 def test_the_runner_on_a_cluster_gives_the_serial_results(cluster, book, tmp_path, monkeypatch):
-    executed = _redirect(monkeypatch, tmp_path)
-    code, printed = _build([N1, LEDGER], "smoke", False, 1, cluster.scheduler_address)
+    executed = redirect_book(monkeypatch, tmp_path)
+    code, printed = build([N1, LEDGER], "smoke", False, 1, cluster.scheduler_address)
     assert code == 0, printed
     spread, serial = _claims(tmp_path), _claims(book.folder)
     assert [c[:3] for c in spread] == [c[:3] for c in serial] and spread  # ids, verdicts, seeds passing
@@ -500,30 +227,71 @@ def test_the_runner_on_a_cluster_gives_the_serial_results(cluster, book, tmp_pat
     }
 
 
+@pytest.mark.slow
 def test_pages_on_a_cluster_send_their_runs_to_its_workers(cluster, tmp_path, monkeypatch):
-    executed = _redirect(monkeypatch, tmp_path)
+    executed = redirect_book(monkeypatch, tmp_path)
     monkeypatch.setenv("GEOVAE_CACHE", str(_cache(tmp_path / "cache")))
     source = (
         "import os\nfrom geovae_core import ExperimentConfig\nfrom geovae_core.cache import run_many\n"
-        "tiny = ExperimentConfig(model='kth', latent_dim=3, hidden_dim=32, epochs=1, train_size=200, "
+        "tiny = ExperimentConfig(model='shallow_mlp', latent_dim=3, hidden_dim=32, epochs=1, train_size=200, "
         "test_size=50, lr=0.02)\n"
         "runs = run_many({{s: tiny.replace(seed=s) for s in {seeds}}}, progress=False)\n"
         "print(os.environ['GEOVAE_SCHEDULER'], [r.from_cache for r in runs.values()])"
     )
-    pages = [
-        _notebook(tmp_path / "A-runs.ipynb", (source.format(seeds=(0, 1)), ["phase:train"])),
-        _notebook(tmp_path / "B-runs.ipynb", (source.format(seeds=(2, 3)), ["phase:train"])),
+    two = [
+        page(tmp_path / "A-runs.ipynb", (source.format(seeds=(0, 1)), ["phase:train"])),
+        page(tmp_path / "B-runs.ipynb", (source.format(seeds=(2, 3)), ["phase:train"])),
     ]
     done = {}
     # Both pages at once on two one-thread workers: each waits on runs that need a worker thread.
     worker = threading.Thread(
-        target=lambda: done.update(result=_build(pages, "smoke", False, 2, cluster.scheduler_address)), daemon=True
+        target=lambda: done.update(result=build(two, "smoke", False, 2, cluster.scheduler_address)), daemon=True
     )
     worker.start()
     worker.join(timeout=120)
     assert "result" in done, "the pages did not finish: a chapter holds the worker its runs need"
     code, printed = done["result"]
     assert code == 0, printed
-    for page in pages:
-        assert _printed(executed / page.name) == f"{cluster.scheduler_address} [False, False]\n"
+    for each in two:
+        assert cell_text(executed / each.name) == f"{cluster.scheduler_address} [False, False]\n"
     assert len(list((tmp_path / "cache" / "runs").rglob("*.pt"))) == 4
+
+
+@pytest.mark.slow
+def test_a_notebook_that_does_not_parse_is_named_with_its_cell_and_line_and_the_others_run(tmp_path, monkeypatch):
+    executed = redirect_book(monkeypatch, tmp_path)
+    broken = page(tmp_path / "A-broken.ipynb", ("x = 1", ["phase:train"]), ("print('unclosed'", ["phase:plot"]))
+    fine = page(tmp_path / "B-fine.ipynb", ("print('fine')", ["phase:plot"]))
+    code, said = build([broken, fine], "smoke", False, 1, None)
+    assert code == 1 and "Traceback" not in said
+    assert re.search(
+        r"A-broken \(smoke\): NOT RUN: A-broken.ipynb, code cell 3 \(id [\w-]+\), line 1: '\(' was never closed: "
+        r"\"print\('unclosed'\"; fix it, then: python -m geovae_core.runner --only A --force --profile smoke",
+        said,
+    ), said
+    assert cell_text(executed / fine.name) == "fine\n"  # the other page ran
+    monkeypatch.setattr(runner, "book_notebooks", lambda: [broken, fine])
+    rows = runner_output("--list", "--profile", "smoke").splitlines()
+    assert rows[1].startswith("A          cannot run: A-broken.ipynb, code cell 3") and " current " in rows[2]
+
+
+def test_an_unwritable_results_folder_stops_the_build_before_any_page_trains(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("GEOVAE_RESULTS", str(tmp_path / "a-file" / "results"))
+    monkeypatch.setattr(runner, "build", lambda *args: pytest.fail("a page started"))
+    assert runner.main(["--only", "N1", "--profile", "smoke"]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.startswith(f"cannot write the results folder {tmp_path / 'a-file' / 'results' / 'book'} (")
+    assert said.endswith("set GEOVAE_RESULTS to a writable folder") and "\n" not in said
+
+
+def test_a_chapter_with_an_unwritable_results_folder_fails_before_it_trains(tmp_path, monkeypatch):
+    """As papermill, nbval or JupyterLab run it: the chapter's parameters cell fails at once."""
+    from geovae_core.errors import ResultsNotWritableError
+    from geovae_core.notebook import ChapterPage
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("GEOVAE_RESULTS", str(tmp_path / "a-file" / "results"))
+    namespace = {"profile": "smoke", **dict.fromkeys(n1.SETTINGS.knobs())}
+    with pytest.raises(ResultsNotWritableError, match=r"cannot write the results folder .*a-file/results/runs"):
+        ChapterPage(n1.CHAPTER).parameters(namespace)

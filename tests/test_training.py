@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import geovae_core.losses as losses
-from geovae_core import ExperimentConfig, TrainingDivergedError, run, select_step_size, train
+from conftest import tiny_config
+from geovae_core import TrainingDivergedError, train
+from geovae_core.cache import run, select_step_size
 
-TINY = ExperimentConfig(
-    model="kth", latent_dim=3, hidden_dim=32, epochs=2, train_size=400, test_size=100, lr=0.02, weight_decay=1 / 400
-)
+TINY = tiny_config()
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_a_write_killed_midway_leaves_no_entry_and_no_temp_file(cache, monkeypat
 def test_a_nan_loss_stops_with_a_clear_error_and_caches_nothing(cache, monkeypatch):
     monkeypatch.setitem(losses.LOSS_TERMS, "kl", lambda x, y, out, config: out["mu"].sum(1) * math.nan)
     with pytest.raises(
-        TrainingDivergedError, match=r"kth/sampled mnist z=3 .*loss became nan in epoch 1; nothing was cached"
+        TrainingDivergedError, match=r"shallow_mlp/sampled mnist z=3 .*loss became nan in epoch 1; nothing was cached"
     ):
         run(TINY, progress=False)
     assert _entries(cache) == []

@@ -2,22 +2,12 @@
 
 import torch
 
-from geovae_core import ExperimentConfig, run, train
+from conftest import tiny_config
+from geovae_core import train
+from geovae_core.cache import run
 from geovae_core.models import build_model
 
-VAE = ExperimentConfig(
-    model="mlp",
-    latent="sampled",
-    widths=(32,),
-    latent_dim=4,
-    activation="relu",
-    init_std=None,
-    optimizer="adam",
-    lr=1e-3,
-    epochs=1,
-    train_size=300,
-    test_size=100,
-)
+VAE = tiny_config("mlp", epochs=1)
 ABLATION = VAE.replace(
     latent="mean", loss_terms=(("recon", 1.0),), init_from=VAE, reinit=("decoder",), freeze=("encoder",), epochs=0
 )
@@ -28,13 +18,13 @@ def test_a_reinitialised_decoder_is_not_the_original_decoder_s_initialisation(mo
     vae = run(VAE, progress=False)
     torch.manual_seed(VAE.seed)
     original_start = build_model(VAE, (1, 28, 28)).decoder.state_dict()  # what the VAE's decoder started from
-    fresh = train(ABLATION, progress=False).model  # zero epochs: the decoder as it starts
+    fresh = train(ABLATION, progress=False, start_weights=vae.model.state_dict()).model  # zero epochs: as it starts
     for name, value in fresh.decoder.state_dict().items():
         assert not torch.equal(value, original_start[name]), name  # an independent draw
         assert not torch.equal(value, vae.model.decoder.state_dict()[name]), name  # not the trained decoder
     for name, value in fresh.encoder.state_dict().items():
         assert torch.equal(value, vae.model.encoder.state_dict()[name]), name  # the trained encoder is kept
-    again = train(ABLATION, progress=False).model
+    again = train(ABLATION, progress=False, start_weights=vae.model.state_dict()).model
     assert all(
         torch.equal(a, b) for a, b in zip(again.decoder.state_dict().values(), fresh.decoder.state_dict().values())
     )

@@ -52,8 +52,12 @@ def pytest_configure(config):
         os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ["GEOVAE_CACHE"]) / "numba"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
 def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: PARTS.index(part_of(item)))  # stable: each part keeps its order
+    for item in items:
+        if part_of(item) == "nbval":  # a notebook's cells run its chapter: slow
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)
