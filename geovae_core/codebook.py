@@ -163,4 +163,8 @@ def centre_step_hook() -> dict:
         previous["codes"] = now
         return {"centre_step": float((now - before).norm(dim=1).mean())}
 
+    def resume(model, history):  # a resumed run steps from the centres it kept
+        previous["codes"] = model.codebook.codes.detach().clone()
+
+    hook.resume = resume
     return {"centre_step": hook}

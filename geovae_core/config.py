@@ -90,8 +90,12 @@ class ExperimentConfig:
     def key(self) -> str:
         """A stable 16-hex-digit hash of every field that differs from its default, so that
         adding a field with a default keeps the keys (and cached runs) of existing configs."""
-        text = json.dumps(self._non_defaults(), sort_keys=True, default=list)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _digest(self._non_defaults())
+
+    def lineage_key(self) -> str:
+        """The key of this run at any length: every field but ``epochs`` (a run of 10 epochs is
+        the first 10 epochs of a run of 20; the cache keeps both under this key)."""
+        return _digest({k: v for k, v in self._non_defaults().items() if k != "epochs"})
 
     def _non_defaults(self) -> dict:
         out = {}
@@ -103,3 +107,8 @@ class ExperimentConfig:
 
     def label(self) -> str:
         return f"{self.model}/{self.latent} {self.dataset} z={self.latent_dim} lr={self.lr:g} seed={self.seed}"
+
+
+def _digest(values: dict) -> str:
+    text = json.dumps(values, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

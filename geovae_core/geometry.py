@@ -103,6 +103,10 @@ def coverage_hook(size: int = 1000, k_nn: int = 5, eta: float = 95.0, seed: int 
         nearest = distances(prior, mu).min(dim=1).values
         return {"coverage": coverage, "tau": tau, "coverage_first_tau": float((nearest < first["tau"]).float().mean())}
 
+    def resume(model, history):  # a resumed run keeps its first epoch's tau
+        first["tau"] = history[0]["tau"]
+
+    hook.resume = resume
     return {f"coverage-{size}-{k_nn}-{eta:g}-{seed}": hook}
 
 

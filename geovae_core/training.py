@@ -91,28 +91,46 @@ def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     return {name: total / n for name, total in sums.items()}
 
 
+def checkpoint_epochs(epochs: int) -> list:
+    """The epochs after which a run of ``epochs`` keeps its state: ``epochs``, half of it, a
+    quarter, ... down to 1 (log-spaced; a run's last half and last doubling start at two of them)."""
+    return sorted({epochs >> k for k in range(max(epochs, 1).bit_length())} - {0})
+
+
 def train(
     config: ExperimentConfig,
     hooks: Mapping[str, EpochHook] | None = None,
     progress: bool = True,
     start_weights: Mapping[str, torch.Tensor] | None = None,
+    resume: Mapping | None = None,
+    keep: Callable[[int, dict], None] | None = None,
 ) -> Run:
-    """Train ``config`` from scratch (seeded); raise TrainingDivergedError on a NaN/inf loss,
-    and at the end on a NaN/inf weight or recorded metric. A config with ``init_from`` starts
-    from ``start_weights``, that config's trained weights (``cache.run`` loads them)."""
+    """Train ``config`` (seeded); raise TrainingDivergedError on a NaN/inf loss, and at every
+    kept state and the end on a NaN/inf weight or recorded metric. A config with ``init_from``
+    starts from ``start_weights``, that config's trained weights (``cache.run`` loads them).
+
+    ``resume`` is the state of the same run after fewer epochs (as ``keep`` got it): training
+    goes on from it as if it had never stopped, to the same numbers. ``keep(epoch, state)`` is
+    called after each epoch of ``checkpoint_epochs(config.epochs)`` past the resumed one, with
+    the run's whole state: weights, optimiser state, random states and history."""
     torch.manual_seed(config.seed)
     split = experiment_split(config)
     x_train, y_train, x_test, y_test = split
     image_shape = tuple(x_train.shape[1:])
     model = build_model(config, image_shape).to(config.device)
-    if config.init_from is not None:
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+    elif config.init_from is not None:
         if start_weights is None:
             raise ValueError(f"{config.label()}: starts from another run's weights; train it through cache.run")
         model.load_state_dict(warm_start_weights(config, image_shape, start_weights))
     order, optimizer = start_training(model, config, x_train)
+    history, done = [], 0
+    if resume is not None:
+        done, history = _restore(resume, config, optimizer, order, model, hooks)
+    kept = set(checkpoint_epochs(config.epochs)) if keep is not None else set()
     n, batch = len(x_train), config.batch_size
-    history = []
-    bar = progress_bar(range(1, config.epochs + 1), config.label(), progress)
+    bar = progress_bar(range(done + 1, config.epochs + 1), config.label(), progress)
     for epoch in bar:
         started = time.perf_counter()
         names, sums = (), None
@@ -150,10 +168,52 @@ def train(
             f"train {row['train_loss']:.2f}" + (f" test {row['test_loss']:.2f}" if "test_loss" in row else ""),
             refresh=False,
         )
+        if epoch in kept:
+            _check_finite(config.replace(epochs=epoch), model, history)
+            keep(epoch, _state(epoch, model, optimizer, order, history, config.device))
     bar.close()
     model.eval()
     _check_finite(config, model, history)
     return Run(config, model, history, from_cache=False, image_shape=image_shape)
+
+
+def _state(epoch: int, model, optimizer, order: torch.Generator, history: list, device: str) -> dict:
+    """Everything a run needs to go on after ``epoch``, as plain data on the CPU."""
+    state = {
+        "epoch": epoch,
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "optimizer": _to_cpu(optimizer.state_dict()),
+        "rng": torch.get_rng_state(),
+        "order": order.get_state(),
+        "history": [dict(row) for row in history],
+    }
+    if device.startswith("cuda"):
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _to_cpu(value):
+    if torch.is_tensor(value):
+        return value.detach().cpu().clone()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def _restore(state: Mapping, config: ExperimentConfig, optimizer, order: torch.Generator, model, hooks) -> tuple:
+    """Put a kept state back (the model's weights are already loaded); (its epoch, its history)."""
+    optimizer.load_state_dict(state["optimizer"])
+    order.set_state(state["order"])
+    torch.set_rng_state(state["rng"])
+    if config.device.startswith("cuda") and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    history = [dict(row) for row in state["history"]]
+    for hook in (hooks or {}).values():
+        if hasattr(hook, "resume"):  # a hook that remembers earlier epochs picks up where it was
+            hook.resume(model, history)
+    return int(state["epoch"]), history
 
 
 def warm_start_weights(config: ExperimentConfig, image_shape: tuple, start: Mapping[str, torch.Tensor]) -> dict:

@@ -18,6 +18,7 @@ import torch
 from filelock import FileLock
 
 import geovae_core.cache as cache
+import geovae_core.checkpoints as checkpoints
 import geovae_core.storage as storage
 import geovae_core.training as training
 from conftest import tiny_config
@@ -38,8 +39,14 @@ def runs(monkeypatch, tmp_path) -> Path:
 
 def _version(monkeypatch, version: str) -> None:
     """Pretend the training code is at ``version`` (as after a code change or a branch switch)."""
-    monkeypatch.setattr(cache, "code_version", lambda hooks=None, package=None: version)
-    monkeypatch.setattr(cache, "_version_of", lambda modules, package=None: version)
+    for module in (cache, checkpoints):
+        monkeypatch.setattr(module, "code_version", lambda hooks=None, package=None: version)
+    monkeypatch.setattr(checkpoints, "version_of", lambda modules, package=None: version)
+
+
+def _folder(runs: Path, config=None, version: str | None = None) -> Path:
+    """Where a run's states of one code version are kept: runs/<lineage key>/<code version>."""
+    return runs / (config or TINY).lineage_key() / (version or checkpoints.code_version())
 
 
 def _count_training(monkeypatch) -> list:
@@ -54,14 +61,54 @@ def _count_training(monkeypatch) -> list:
     return trained
 
 
-def test_an_entry_is_plain_data_under_its_key_and_code_version(runs):
+def test_a_run_keeps_its_states_as_plain_data_under_its_lineage_and_code_version(runs):
     run(TINY, progress=False)
-    path = runs / TINY.key() / f"{cache.code_version()}.pt"
-    assert sorted(runs.rglob("*.pt")) == [path]
-    entry = torch.load(path, weights_only=True)
-    assert entry["code_version"] == cache.code_version() and entry["label"] == TINY.label()
-    assert '"latent_dim": 3' in entry["config"] and len(entry["history"]) == 2
+    folder = _folder(runs)
+    assert sorted(runs.rglob("*.pt")) == [folder / "1.pt", folder / "2.pt"]  # half-way and at the end
+    entry = torch.load(folder / "2.pt", weights_only=True)
+    assert entry["code_version"] == checkpoints.code_version() and entry["label"] == TINY.label()
+    assert '"latent_dim": 3' in entry["config"] and '"epochs": 2' in entry["config"]
+    assert len(entry["state"]["history"]) == 2 and set(entry["state"]) >= {"model", "optimizer", "rng", "order"}
     assert run(TINY, progress=False).from_cache
+
+
+def test_a_shorter_request_is_served_from_a_longer_run_without_training(runs, monkeypatch, capsys):
+    full = run(TINY.replace(epochs=4), progress=False)
+    trained = _count_training(monkeypatch)
+    half = run(TINY.replace(epochs=2), progress=True)
+    assert half.from_cache and trained == [] and half.history == full.history[:2]
+    assert "loaded from cache (epoch 2 of the 4 kept;" in capsys.readouterr().out
+
+
+def _plain(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+@pytest.mark.parametrize("family", ["shallow_mlp", "mlp"])
+def test_a_longer_request_resumes_to_the_numbers_of_a_run_from_scratch(runs, monkeypatch, capsys, family):
+    """Bitwise on one machine: weights, optimiser state and history (Adagrad with weight decay,
+    and Adam; the reparameterisation's noise and the batch order go on from their states)."""
+    config = tiny_config(family, epochs=5)
+    scratch = train(config, progress=False)
+    run(config.replace(epochs=2), progress=False)  # kept: 1, 2
+    capsys.readouterr()
+    trained = _count_training(monkeypatch)
+    resumed = run(config, progress=False)
+    assert "resumed from epoch 2 of 5" in capsys.readouterr().err and len(trained) == 1
+    assert _plain(resumed.history) == _plain(scratch.history)
+    for name, value in scratch.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+    assert checkpoints.kept_epochs(_folder(runs, config)) == [1, 2, 5]
+
+
+def test_a_hook_that_remembers_earlier_epochs_resumes_where_it_was(runs):
+    from geovae_core.geometry import coverage_hook
+
+    config = tiny_config("mlp", epochs=3, test_size=200)
+    scratch = train(config, hooks=coverage_hook(size=100), progress=False)
+    run(config.replace(epochs=1), hooks=coverage_hook(size=100), progress=False)
+    resumed = run(config, hooks=coverage_hook(size=100), progress=False)  # a fresh hook: its first tau is kept
+    assert _plain(resumed.history) == _plain(scratch.history)
 
 
 # --- damaged entries ---------------------------------------------------------------------
@@ -87,7 +134,7 @@ def _flip_a_weight_byte(path):
 
 def _wrong_shapes(path):
     entry = torch.load(path, weights_only=True)
-    entry["state_dict"] = {k: v[:1] for k, v in entry["state_dict"].items()}
+    entry["state"]["model"] = {k: v[:1] for k, v in entry["state"]["model"].items()}
     atomic_torch_save(entry, path)
 
 
@@ -103,14 +150,15 @@ def _wrong_shapes(path):
 )
 def test_a_damaged_entry_is_named_set_aside_and_retrained(runs, capsys, monkeypatch, damage, reason):
     first = run(TINY, progress=False)
-    path = runs / TINY.key() / f"{cache.code_version()}.pt"
+    path = _folder(runs) / "2.pt"
     damage(path)
     damaged_bytes = path.read_bytes()
     trained = _count_training(monkeypatch)
-    again = run(TINY, progress=False)
+    again = run(TINY, progress=False)  # from the state it kept after epoch 1
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and TINY.label() in lines[0] and str(path) in lines[0]
-    assert "is damaged" in lines[0] and reason in lines[0] and "retraining" in lines[0]
+    assert len(lines) == 2 and TINY.label() in lines[0] and str(path) in lines[0]
+    assert "is damaged" in lines[0] and reason in lines[0] and "not used" in lines[0]
+    assert "resumed from epoch 1 of 2" in lines[1]
     assert (
         trained == [TINY] and not again.from_cache and again.history[-1]["test_loss"] == first.history[-1]["test_loss"]
     )
@@ -132,7 +180,10 @@ def test_an_entry_of_other_code_is_kept_never_loaded_and_each_version_keeps_its_
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and TINY.label() in lines[0] and "retraining" in lines[0]
     assert "trained by code version aaaaaaaaaaaa, this code is bbbbbbbbbbbb" in lines[0]
-    assert sorted(p.name for p in (runs / TINY.key()).glob("*.pt")) == ["aaaaaaaaaaaa.pt", "bbbbbbbbbbbb.pt"]
+    assert sorted(p.name for p in (runs / TINY.lineage_key()).iterdir() if p.is_dir()) == [
+        "aaaaaaaaaaaa",
+        "bbbbbbbbbbbb",
+    ]
     _version(monkeypatch, "aaaaaaaaaaaa")  # back on the first branch: its own entry, nothing retrained
     assert run(TINY, progress=False).from_cache and len(trained) == 1
     assert capsys.readouterr().err == ""
@@ -149,13 +200,13 @@ def test_reuse_stale_loads_the_newest_other_version_and_says_so(runs, capsys, mo
     lines = capsys.readouterr().err.strip().splitlines()
     assert reused.from_cache and trained == [] and reused.history == old.history
     assert len(lines) == 1 and "GEOVAE_REUSE_STALE=1" in lines[0] and "code version aaaaaaaaaaaa" in lines[0]
-    assert [p.name for p in (runs / TINY.key()).glob("*.pt")] == ["aaaaaaaaaaaa.pt"]  # nothing new written
+    assert list(_folder(runs, version="bbbbbbbbbbbb").glob("*.pt")) == []  # nothing new written
 
 
 def test_reuse_stale_never_crashes_on_weights_that_no_longer_fit(runs, capsys, monkeypatch):
     _version(monkeypatch, "aaaaaaaaaaaa")
     run(TINY, progress=False)
-    stale = runs / TINY.key() / "aaaaaaaaaaaa.pt"
+    stale = _folder(runs, version="aaaaaaaaaaaa") / "2.pt"
     _wrong_shapes(stale)  # as after a change of the architecture
     stale_bytes = stale.read_bytes()
     _version(monkeypatch, "bbbbbbbbbbbb")
@@ -166,27 +217,33 @@ def test_reuse_stale_never_crashes_on_weights_that_no_longer_fit(runs, capsys, m
     assert not result.from_cache and len(lines) == 1
     assert "does not load" in lines[0] and "Error(s) in loading state_dict" in lines[0] and "retraining" in lines[0]
     assert stale.read_bytes() == stale_bytes  # the other code's entry is left as it was
-    assert (runs / TINY.key() / "bbbbbbbbbbbb.pt").is_file()
+    assert (_folder(runs, version="bbbbbbbbbbbb") / "2.pt").is_file()
 
 
-def test_an_entry_of_the_old_unversioned_layout_is_stale(runs, capsys, monkeypatch):
+def test_entries_of_the_layouts_before_are_stale_never_loaded_and_removable(runs, capsys, monkeypatch):
     result = train(TINY, progress=False)
-    legacy = runs / f"{TINY.key()}.pt"  # runs/<key>.pt, as written before code versions
-    atomic_torch_save(
-        {
-            "config": TINY.to_dict(),
-            "history": result.history,
-            "image_shape": result.image_shape,
-            "state_dict": result.model.state_dict(),
-        },
-        legacy,
-    )
+    unversioned = runs / f"{TINY.key()}.pt"  # runs/<key>.pt, as written before code versions
+    one_file = runs / TINY.key() / "0123456789ab.pt"  # runs/<key>/<version>.pt, before kept states
+    for legacy in (unversioned, one_file):
+        atomic_torch_save(
+            {
+                "config": TINY.to_dict(),
+                "history": result.history,
+                "image_shape": result.image_shape,
+                "state_dict": result.model.state_dict(),
+            },
+            legacy,
+        )
     monkeypatch.setenv("GEOVAE_REUSE_STALE", "1")
-    assert run(TINY, progress=False).from_cache
-    assert "trained by code version unversioned" in capsys.readouterr().err
-    monkeypatch.delenv("GEOVAE_REUSE_STALE")
-    assert not run(TINY, progress=False).from_cache
-    assert "trained by code version unversioned" in capsys.readouterr().err and legacy.is_file()
+    assert not run(TINY, progress=False).from_cache  # never loaded: another layout
+    capsys.readouterr()
+    old = time.time() - 2 * cache.SAFE_AGE_SECONDS
+    for legacy in (unversioned, one_file):
+        os.utime(legacy, (old, old))
+    assert cache.main(["--remove-stale"]) == 0
+    listed = capsys.readouterr().out
+    assert "stale    unversioned" in listed and "stale    0123456789ab" in listed
+    assert "removed 2 stale and 0 damaged entries" in listed and not unversioned.exists() and not one_file.exists()
 
 
 def _copy_code(folder: Path) -> Path:
@@ -199,14 +256,16 @@ def test_the_code_version_is_the_import_closure_of_the_loop_and_the_hooks():
     from geovae_core.codebook import centre_step_hook
     from geovae_core.geometry import coverage_hook
 
-    assert {"training", "models", "losses", "data", "config", "optimizers"} <= set(cache.code_modules())
-    assert not {"cache", "runner", "notebook", "criteria", "results", "metrics"} & set(cache.code_modules())
-    assert "geometry" in cache.code_modules(coverage_hook()) and "codebook" in cache.code_modules(centre_step_hook())
+    assert {"training", "models", "losses", "data", "config", "optimizers"} <= set(checkpoints.code_modules())
+    assert not {"cache", "runner", "notebook", "criteria", "results", "metrics"} & set(checkpoints.code_modules())
+    assert "geometry" in checkpoints.code_modules(coverage_hook()) and "codebook" in checkpoints.code_modules(
+        centre_step_hook()
+    )
 
 
 def test_the_code_version_ignores_comments_docstrings_and_layout_but_not_code(tmp_path):
-    version = cache.code_version()
-    assert version == cache.code_version(package=_copy_code(tmp_path / "same"))
+    version = checkpoints.code_version()
+    assert version == checkpoints.code_version(package=_copy_code(tmp_path / "same"))
     edited = _copy_code(tmp_path / "edited")
     losses = edited / "losses.py"
     source = losses.read_text()
@@ -216,17 +275,17 @@ def test_the_code_version_ignores_comments_docstrings_and_layout_but_not_code(tm
         "    return -0.5 * torch.sum(1 + logvar", "    # a comment\n    return -0.5 *   torch.sum(\n        1 + logvar"
     )
     losses.write_text("# a new first line\n" + source)
-    assert cache.code_version(package=edited) == version
+    assert checkpoints.code_version(package=edited) == version
     changed = _copy_code(tmp_path / "changed")
     (changed / "losses.py").write_text(source.replace("return -0.5 *   torch.sum(", "return -0.25 * torch.sum("))
-    assert cache.code_version(package=changed) != version
+    assert checkpoints.code_version(package=changed) != version
     hooks = _copy_code(tmp_path / "hooks")  # the per-epoch hooks are part of it too
     geometry = (hooks / "geometry.py").read_text()
     (hooks / "geometry.py").write_text(geometry.replace("eta / 100.0", "eta / 99.0"))
-    assert cache.code_version(package=hooks) != version
+    assert checkpoints.code_version(package=hooks) != version
     elsewhere = _copy_code(tmp_path / "elsewhere")  # code no trained run depends on
     (elsewhere / "runner.py").write_text((elsewhere / "runner.py").read_text() + "\nANSWER = 42\n")
-    assert cache.code_version(package=elsewhere) == version
+    assert checkpoints.code_version(package=elsewhere) == version
 
 
 # --- an unwritable cache fails before training --------------------------------------------
@@ -247,7 +306,7 @@ def test_a_cache_under_a_regular_file_fails_at_once_in_one_line(monkeypatch, tmp
 
 
 def test_a_cache_folder_that_refuses_writes_fails_at_once(runs, monkeypatch):
-    (runs / TINY.key()).mkdir(parents=True)
+    (runs / TINY.lineage_key()).mkdir(parents=True)
     real_mkstemp = tempfile.mkstemp
 
     def refusing(*args, prefix="", **kwargs):  # a read-only folder, as root cannot make one by chmod
@@ -272,7 +331,7 @@ def test_a_disk_without_room_for_the_entry_fails_before_training(runs, monkeypat
     with pytest.raises(CacheNotWritableError) as error:
         run(TINY, progress=False)
     message = str(error.value)
-    assert re.search(r": no space left in .*runs/\w+: 2 MB free, 16 MB needed; free some space there", message)
+    assert re.search(r": no space left in .*runs/\w+/\w+: 2 MB free, 16 MB needed; free some space there", message)
     assert "\n" not in message
 
 
@@ -282,11 +341,11 @@ def test_a_disk_that_fills_while_training_is_said_as_such_not_as_torch_s_error(r
 
     monkeypatch.setattr(cache, "check_space", lambda folder, size: None)  # room when training started
     monkeypatch.setattr(storage.shutil, "disk_usage", _disk_with(0))
-    monkeypatch.setattr(cache, "atomic_torch_save", torch_on_a_full_disk)
+    monkeypatch.setattr(checkpoints, "atomic_torch_save", torch_on_a_full_disk)
     with pytest.raises(CacheNotWritableError) as error:
         run(TINY, progress=False)
     message = str(error.value)
-    assert f": trained, but no space left in {runs / TINY.key()}: the entry could not be written" in message
+    assert f": trained, but no space left in {_folder(runs)}: the entry could not be written" in message
     assert "enforce fail" not in message and "\n" not in message
 
 
@@ -334,7 +393,7 @@ def test_stale_temp_files_of_dead_writers_are_removed_by_the_next_write(tmp_path
 # --- nothing non-finite is cached ---------------------------------------------------------
 
 
-def test_a_hook_metric_that_becomes_infinite_in_the_last_epoch_caches_nothing(runs):
+def test_a_hook_metric_that_becomes_infinite_in_the_last_epoch_keeps_only_the_finite_states(runs):
     calls = []
 
     def spread(model, split):
@@ -347,7 +406,7 @@ def test_a_hook_metric_that_becomes_infinite_in_the_last_epoch_caches_nothing(ru
         r"training; nothing was cached",
     ):
         run(TINY, hooks={"spread": spread}, progress=False)
-    assert list(runs.rglob("*.pt")) == []
+    assert [p.name for p in runs.rglob("*.pt")] == ["1.pt"]  # the run of 1 epoch was finite
 
 
 def test_a_test_metric_that_is_nan_caches_nothing(runs, monkeypatch):
@@ -357,7 +416,7 @@ def test_a_test_metric_that_is_nan_caches_nothing(runs, monkeypatch):
         return {**real(*args, **kwargs), "kl": math.nan}
 
     monkeypatch.setattr(training, "evaluate", nan_test_kl)
-    with pytest.raises(TrainingDivergedError, match=r"test_kl of epoch 1, test_kl of epoch 2 not finite"):
+    with pytest.raises(TrainingDivergedError, match=r"test_kl of epoch 1 not finite"):
         run(TINY, progress=False)
     assert list(runs.rglob("*.pt")) == []
 
@@ -383,7 +442,7 @@ def _optimizer_that_breaks_a_weight_at_the_last_step(monkeypatch, steps: int):
     monkeypatch.setattr(training, "make_optimizer", make)
 
 
-def test_a_weight_made_infinite_by_the_last_step_caches_nothing(runs, monkeypatch):
+def test_a_weight_made_infinite_by_the_last_step_keeps_only_the_finite_states(runs, monkeypatch):
     config = TINY.replace(test_size=0)  # no test loss to notice it: only the weight check can
     _optimizer_that_breaks_a_weight_at_the_last_step(monkeypatch, steps=2 * 400 // 100)
     with pytest.raises(
@@ -392,7 +451,7 @@ def test_a_weight_made_infinite_by_the_last_step_caches_nothing(runs, monkeypatc
         r"training; nothing was cached",
     ):
         run(config, progress=False)
-    assert list(runs.rglob("*.pt")) == []
+    assert [p.name for p in runs.rglob("*.pt")] == ["1.pt"]
     with pytest.raises(TrainingDivergedError, match=r"weight encoder\.1\.0\.weight"):
         train(config, progress=False)  # a direct call is guarded too
 
@@ -461,7 +520,7 @@ def test_two_processes_on_one_config_train_it_once(tmp_path):
     waiter_out, waiter_err = (out_b, err_b) if trained == ["a"] else (out_a, err_a)
     assert "from_cache=True" in waiter_out  # ... the other waited, then loaded its entry
     assert "waiting for another process working on it" in waiter_err and TINY.label() in waiter_err
-    assert len(list((tmp_path / "cache" / "runs").rglob("*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "runs").rglob("*.pt"))) == 2  # one run's two kept states
 
 
 @pytest.mark.slow
@@ -477,7 +536,7 @@ def test_a_holder_killed_with_sigkill_never_blocks_the_next_run(tmp_path):
     out, err = _child("next", "plain", tmp_path).communicate(timeout=120)
     assert "next from_cache=False" in out, err
     assert (tmp_path / "trained").read_text().split() == ["killed", "next"]
-    assert len(list((tmp_path / "cache" / "runs").rglob("*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "runs").rglob("*.pt"))) == 2  # one run's two kept states
 
 
 # --- python -m geovae_core.cache ----------------------------------------------------------
@@ -489,9 +548,9 @@ def test_the_listing_says_current_stale_or_damaged_and_remove_stale_frees_them(r
     _version(monkeypatch, "bbbbbbbbbbbb")
     run(TINY, progress=False)
     run(TINY.replace(seed=1), progress=False)
-    damaged = runs / TINY.replace(seed=1).key() / "bbbbbbbbbbbb.pt"
+    damaged = _folder(runs, TINY.replace(seed=1), "bbbbbbbbbbbb") / "2.pt"
     _truncate(damaged)
-    run(TINY.replace(seed=1), progress=False)  # sets the damaged file aside and retrains
+    run(TINY.replace(seed=1), progress=False)  # sets the damaged file aside and trains it again
     _truncate(damaged)  # and damage it once more, to be found by the listing
     capsys.readouterr()
     assert cache.main([]) == 0
@@ -504,7 +563,11 @@ def test_the_listing_says_current_stale_or_damaged_and_remove_stale_frees_them(r
     assert any(line.startswith("damaged  bbbbbbbbbbbb") and "BadZipFile" in line for line in lines)
     assert lines[-1].startswith(f"4 entries in {runs.parent}: 1 current") and "1 stale" in lines[-1]
     assert "2 damaged" in lines[-1] and "this code is version bbbbbbbbbbbb" in lines[-1]
-    stale = runs / TINY.key() / "aaaaaaaaaaaa.pt"
+    stale = _folder(runs, version="aaaaaaaaaaaa")
+    assert any(
+        line.startswith("stale    aaaaaaaaaaaa") and line.endswith(f"epochs 1,2  {stale.relative_to(runs.parent)}")
+        for line in lines
+    )
     assert cache.main(["--remove-stale"]) == 0  # the stale entry is seconds old: another checkout may use it
     out = capsys.readouterr().out.strip().splitlines()
     assert f"kept {stale.relative_to(runs.parent)} ({TINY.label()}): written " in out[-2]
@@ -512,14 +575,16 @@ def test_the_listing_says_current_stale_or_damaged_and_remove_stale_frees_them(r
     assert out[-1].startswith("removed 0 stale and 2 damaged entries, freed ")
     assert out[-1].endswith("kept 1 (see above)")
     day_old = time.time() - 2 * cache.SAFE_AGE_SECONDS
-    os.utime(stale, (day_old, day_old))
+    for state in stale.glob("*.pt"):
+        os.utime(state, (day_old, day_old))
     with FileLock(stale.parent / ".lock"):  # a process is training or loading that key
         assert cache.main(["--remove-stale"]) == 0
-        assert "locked by a running process" in capsys.readouterr().out and stale.is_file()
+        assert "locked by a running process" in capsys.readouterr().out and stale.is_dir()
     assert cache.main(["--remove-stale"]) == 0
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith("removed 1 stale and 0 damaged entries, freed ") and not summary.endswith(" 0 B")
-    assert [p.relative_to(runs).as_posix() for p in runs.rglob("*.pt")] == [f"{TINY.key()}/bbbbbbbbbbbb.pt"]
+    kept = [p.relative_to(runs).as_posix() for p in sorted(runs.rglob("*.pt"))]
+    assert kept == [f"{TINY.lineage_key()}/bbbbbbbbbbbb/{e}.pt" for e in (1, 2)]
     assert run(TINY, progress=False).from_cache
 
 
@@ -535,7 +600,7 @@ def test_the_cache_command_runs_as_a_module(runs):
         timeout=120,
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    assert done.stdout.startswith(f"current  {cache.code_version()}") and "1 entries in" in done.stdout
+    assert done.stdout.startswith(f"current  {checkpoints.code_version()}") and "1 entries in" in done.stdout
 
 
 # --- the test session cleans up after itself ----------------------------------------------
