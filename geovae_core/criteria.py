@@ -74,6 +74,26 @@ SMOOTH = Criterion(
     "average steps is what the eye reads as a cut rather than a transition.",
 )
 
+SMOOTH_PATHS = Criterion(
+    "smooth paths",
+    "share of paths that are smooth (each judged alone: unevenness at most 2)",
+    ">=",
+    0.9,
+    "Each path is judged, not their mean: a mean hides one path with a cut. Nine in ten smooth paths "
+    "allow the odd path between two images the model cannot join, and no more. Smoothness alone does "
+    "not separate a latent path from a pixel cross-fade (an even blend scores 1): its controls say so.",
+)
+
+MEANINGFUL_MIDPOINTS = Criterion(
+    "meaningful midpoints",
+    "share of latent-path midpoints the judge reads / share of pixel cross-fade midpoints it reads",
+    ">=",
+    1.5,
+    "P calls the transitions 'semantically meaningful': the middle of a latent path should be a digit, "
+    "where the middle of a cross-fade is two digits laid over each other. Half again as many readable "
+    "midpoints as the cross-fade's: blurring real digits alone does not reach it (the controls).",
+)
+
 BARELY_CHANGES = Criterion(
     "barely changes",
     "RMS pixel change from the unperturbed output",
@@ -182,15 +202,6 @@ DISTINCT_CODE = Criterion(
     "separate any data: they count as one (collapsed) code.",
 )
 
-LEVELLED_OFF = Criterion(
-    "levelled off",
-    "relative fall of the training loss over the last fifth of the epochs",
-    "<=",
-    0.02,
-    "Another fifth of the training would improve the loss by about 2% at most; a run still falling "
-    "faster than that had not converged, and a verdict resting on it is budget-limited.",
-)
-
 ALIKE = Criterion(
     "alike",
     "RMS distance between two decoded images / median nearest-neighbour RMS distance among real test images",
@@ -204,6 +215,8 @@ NAMED = {
     c.name: c
     for c in (
         SMOOTH,
+        SMOOTH_PATHS,
+        MEANINGFUL_MIDPOINTS,
         BARELY_CHANGES,
         GOES_DARK,
         RECOGNISED,
@@ -217,24 +230,8 @@ NAMED = {
         FEW,
         DISTINCT_CODE,
         ALIKE,
-        LEVELLED_OFF,
     )
 }
-
-
-def loss_fall(history: list, key: str = "train_loss") -> float:
-    """Relative fall of ``key`` over the last fifth of the epochs (at least one epoch); NaN with one epoch."""
-    values = [row[key] for row in history if key in row]
-    span = max(1, len(values) // 5)
-    if len(values) <= span:
-        return math.nan
-    before, after = values[-1 - span], values[-1]
-    return (before - after) / max(abs(after), 1e-12)
-
-
-def levelled_off(history: list, key: str = "train_loss") -> bool:
-    """Whether a run's training loss had levelled off (``LEVELLED_OFF``); False when it cannot tell."""
-    return bool(LEVELLED_OFF.passes(loss_fall(history, key)))
 
 
 def digit_like(response: dict) -> list:

@@ -26,6 +26,7 @@ import nbformat
 import papermill
 
 from . import pages
+from .results import PAGE_FINGERPRINT
 from .storage import ONE_OFF_LOG
 
 PHASES = ("set-up", "train", "score", "embed", "plot")  # a code cell's phase:<name> tag; untagged: set-up
@@ -162,7 +163,12 @@ def execute_page(job: Job) -> dict:
     partial = executed / pages.failed_copy(job.notebook, job.dry_run).name
     one_off_log = executed / partial.name.replace(".failed.ipynb", ".one-off.jsonl")
     one_off_log.unlink(missing_ok=True)
-    environment = {**job.environment, **kernel_threads(job.jobs, job.slot), ONE_OFF_LOG: str(one_off_log.resolve())}
+    environment = {
+        **job.environment,
+        **kernel_threads(job.jobs, job.slot),
+        ONE_OFF_LOG: str(one_off_log.resolve()),
+        PAGE_FINGERPRINT: json.dumps(job.fingerprint),  # written into the page's results
+    }
     started = time.perf_counter()
     try:
         papermill.execute_notebook(

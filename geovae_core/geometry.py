@@ -191,6 +191,29 @@ def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=No
 
 
 @torch.no_grad()
+def interpolation_paths(model, images: torch.Tensor, pairs: torch.Tensor, steps: int) -> tuple:
+    """P Fig 11's paths between image ``pairs`` [P, 2] (indices into ``images``): the decoded
+    latent interpolations z = (1 - a) z1 + a z2 and the pixel cross-fades (1 - a) x1 + a x2,
+    ``steps`` frames each from a = 0 to 1: two tensors [P, steps, C, H, W]."""
+    codes = model.encode(images[pairs.flatten()])[0].view(len(pairs), 2, -1)
+    alpha = torch.linspace(0, 1, steps, device=codes.device).view(1, steps, 1)
+    latent = decode(model, (1 - alpha) * codes[:, :1] + alpha * codes[:, 1:])
+    x1, x2 = images[pairs[:, 0]].unsqueeze(1), images[pairs[:, 1]].unsqueeze(1)
+    fade = (1 - alpha.view(1, steps, 1, 1, 1)) * x1 + alpha.view(1, steps, 1, 1, 1) * x2
+    return latent, fade
+
+
+def jump_paths(fade: torch.Tensor) -> torch.Tensor:
+    """Paths [P, T, ...] that stay at their first frame for the first half and jump to their
+    last: the control of a path that is not smooth."""
+    half = fade.shape[1] // 2
+    return torch.cat(
+        [fade[:, :1].expand(-1, half, *fade.shape[2:]), fade[:, -1:].expand(-1, fade.shape[1] - half, *fade.shape[2:])],
+        dim=1,
+    )
+
+
+@torch.no_grad()
 def interpolation_measures(model, images: torch.Tensor, pairs: torch.Tensor, steps: int, pool: torch.Tensor) -> dict:
     """P Fig 11's measures over image ``pairs`` [P, 2] (indices into ``images``): the mean
     ``unevenness`` of the decoded latent interpolations and of the pixel cross-fades

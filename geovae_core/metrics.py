@@ -14,7 +14,7 @@ import torch
 
 from .cache import run
 from .config import ExperimentConfig
-from .criteria import ALIKE
+from .criteria import ALIKE, RECOGNISED
 from .data import load_dataset
 from .geometry import distances
 from .losses import reconstruction_nll
@@ -133,6 +133,28 @@ def judge_config(dataset: str, device: str) -> ExperimentConfig:
     )
 
 
+CALIBRATION_IMAGES = 2000  # the last test images: the judge's temperature is fitted on them
+
+
+def fit_temperature(model, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 that minimises the cross-entropy of
+    softmax(logits / T) on held-out labelled images, so that the judge's probabilities match how
+    often it is right (its confidence is calibrated on real data, not on images unlike them)."""
+    with torch.no_grad():
+        logits = torch.cat([model(images[i : i + 1000])["class_logits"] for i in range(0, len(images), 1000)]).cpu()
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def loss():
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(logits / log_t.exp(), labels.cpu())
+        value.backward()
+        return value
+
+    optimizer.step(loss)
+    return float(log_t.exp())
+
+
 class SampleQuality:
     """The book's sample-quality protocol (the "How we measure" page).
 
@@ -149,8 +171,11 @@ class SampleQuality:
         data = load_dataset(dataset)
         self.dataset, self.n = dataset, min(n, len(data.test_images), len(data.train_images))
         self.space = "judge classifier" if data.classes else f"pixel PCA ({components} components)"
+        self.temperature = 1.0
         if data.classes:
             self.run = run(judge_config(dataset, device), progress=progress, one_off=f"training the {dataset} judge")
+            held_out = slice(-CALIBRATION_IMAGES, None)
+            self.temperature = fit_temperature(self.run.model, data.test_images[held_out], data.test_labels[held_out])
         else:
             self.run = None
             flat = data.train_images.flatten(1)
@@ -181,7 +206,7 @@ class SampleQuality:
         for start in range(0, len(images), chunk):
             out = self.run.model(images[start : start + chunk])
             feats.append(out["features"].cpu())
-            probs.append(torch.softmax(out["class_logits"], dim=1).cpu())
+            probs.append(torch.softmax(out["class_logits"] / self.temperature, dim=1).cpu())
         return torch.cat(feats).numpy(), torch.cat(probs)
 
     @functools.cached_property
@@ -194,8 +219,13 @@ class SampleQuality:
         return self.score(noise.clamp(0, 1).to(self.device))
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """The judge's class probabilities [N, classes] (a labelled dataset only)."""
+        """The judge's calibrated class probabilities [N, classes] (a labelled dataset only)."""
         return self.features(images)[1]
+
+    def readable(self, images: torch.Tensor) -> torch.Tensor:
+        """Per image, whether the judge reads it: a calibrated probability of its predicted class
+        of at least ``criteria.RECOGNISED``'s 0.9."""
+        return self.probabilities(images).max(dim=1).values >= RECOGNISED.threshold
 
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         predicted = self.probabilities(images).argmax(dim=1)

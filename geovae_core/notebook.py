@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import matplotlib
 import matplotlib.pyplot as plt
 
+from .cache import run_many
 from .chapters import Chapter
 from .plotting import claims_figure
 from .profiles import parameters_from
@@ -115,9 +117,24 @@ class ChapterPage:
             _display(fig)
         plt.close(fig)
 
+    def follow(self, measures, experiments: dict) -> Followed:
+        """Each claim's measure at every state the cache kept of ``experiments`` (a config, or
+        ``(config, hooks)``, by key; trained before, so nothing trains here): ``measures(runs,
+        final)`` takes the runs at one stage, by the same keys, and returns {claim id: {seed:
+        value}}. Stage k holds each run after its epochs // 2**k (the whole budget first, then
+        half of it, ...), as far as every run has a distinct kept state; ``final`` is False for
+        the earlier stages, which a chapter may score on a fixed subset (it says so)."""
+        pairs = {k: v if isinstance(v, tuple) else (v, None) for k, v in experiments.items()}
+        depth = min(config.epochs.bit_length() for config, _ in pairs.values())
+        stages = []
+        for k in range(depth):
+            at = {key: (config.replace(epochs=config.epochs >> k), hooks) for key, (config, hooks) in pairs.items()}
+            stages.append(measures(run_many(at, progress=False), k == 0))
+        return Followed(stages)
+
     def finish(self, claims: list, numbers: dict | None = None, runs=()) -> None:
         """Save the results file, glue the chapter's numbers and verdicts, and show the claims
-        (table and per-seed plot) and the compute behind them."""
+        (a block each, and their trajectories) and the compute behind them."""
         cid = self.chapter.id.lower()
         numbers = dict(numbers or {})
         wall = time.perf_counter() - self.started
@@ -128,8 +145,7 @@ class ChapterPage:
             f"profile `{self.parameters_.profile}`, seeds `{self.parameters_.values.get('seeds', '—')}`, "
             f"{len(records)} trained runs ({sum(not r.from_cache for r in records)} trained in this "
             f"execution), {trained:,.0f} s of training (summed over its runs), {wall:,.0f} s for this "
-            f"execution, device "
-            f"`{self.parameters_.values.get('device', 'cpu')}`"
+            f"execution, device `{self.parameters_.values.get('device', 'cpu')}`"
         )
         numbers.update(
             {f"{cid}_profile": self.parameters_.profile, f"{cid}_seconds": round(wall, 1), f"{cid}_compute": compute}
@@ -138,11 +154,31 @@ class ChapterPage:
             glue(key, value)
         glue(f"{cid}_verdicts", _markdown(verdict_list(claims)))
         glue(f"{cid}_compute_md", _markdown(f"{compute}; results file `{path.name}`."))
-        paper = self.chapter.settings.profile("paper")
-        lengths = ", ".join(f"`{k}` = {paper[k]}" for k in paper if k.endswith("epochs"))
-        _display(_markdown(claims_markdown(claims, f" (the `paper` profile trains {lengths})" if lengths else "")))
+        _display(_markdown(claims_markdown(claims)))
         if any(c.per_seed for c in claims):
             self.figure(f"{cid}-claims", claims_figure(claims))
+
+
+@dataclass
+class Followed:
+    """Claims' measures along training: ``stages`` [{claim id: {seed: value}}], stage k after
+    each run's epochs // 2**k (the whole budget first)."""
+
+    stages: list
+
+    @property
+    def final(self) -> dict:
+        """{claim id: {seed: value}} at the whole budget: what the verdicts are decided on."""
+        return self.stages[0]
+
+    def trajectory(self, claim_id: str, epochs: int) -> dict:
+        """{seed: [(epochs, value), ...]} of one claim in ascending epochs, its runs' length
+        being ``epochs`` (stage k is after epochs // 2**k)."""
+        out = {}
+        for k in reversed(range(len(self.stages))):
+            for seed, value in self.stages[k].get(claim_id, {}).items():
+                out.setdefault(seed, []).append((max(epochs >> k, 1), value))
+        return out
 
 
 def _cli(value) -> str:
@@ -155,28 +191,50 @@ def verdict_list(claims: list) -> str:
     return "\n".join(f"- {c.statement} **{c.summary()}**" + (f" ({c.reason})" if c.reason else "") for c in claims)
 
 
-def claims_markdown(claims: list, budget: str = "") -> str:
+def claims_markdown(claims: list) -> str:
     """Each claim as a short block: the figure and statement with its verdict, then the
-    document's words, the criterion and why, the per-seed values, what else was measured, and,
-    for a budget-limited verdict, which runs had not levelled off and what would settle it."""
+    document's words, the criterion and why, its controls, the per-seed values, whether the
+    verdict stands and why, what else was measured, and the runs whose loss had not levelled off."""
     blocks = []
     for c in claims:
         figure = f"{{ref}}`{c.figure} <{c.figure_label}>`" if c.figure_label else c.figure
         seeds = ", ".join(f"seed {k}: {_short(v)}" for k, v in c.per_seed.items()) or "—"
+        judgement = c.judgement
         lines = [
             f"**{figure}: {c.statement}** → **{c.summary()}**",
             "",
             f"- The document: {c.document_says}",
             f"- Criterion ({c.criterion.name}): {c.criterion.describe()}. Why: {c.criterion.why}",
-            f"- Per seed: {seeds}",
         ]
+        if c.controls is not None:
+            tells = "it tells them apart" if c.controls.tell(c.criterion) else "**it cannot tell them apart**"
+            lines.append(
+                f"- Controls: without the effect ({c.controls.absent[1]}) {_short(c.controls.absent[0])}, must fail; "
+                f"with it ({c.controls.present[1]}) {_short(c.controls.present[0])}, must pass: {tells}."
+            )
+        lines.append(f"- Per seed: {seeds}")
+        if judgement.regime is not None and judgement.word == "not reached at this budget":
+            lines.append(f"- Not reached: {judgement.regime.why}; these runs trained {judgement.epochs:g} epochs.")
+        state = judgement.standing
+        if state is not None and c.trajectory:
+            budget = f"the documents' {c.budget:g} epochs" if c.budget else "no stated budget"
+            lines.append(
+                f"- Along training (kept states at {', '.join(str(e) for e, _ in next(iter(c.trajectory.values())))} "
+                f"epochs; carried to {budget}): at half the budget it was **{judgement.at_half}**; "
+                f"{state.state}" + (f": {state.detail}" if state.detail else "") + "."
+            )
+        if c.margin_note():
+            lines.append(f"- Margin: {c.margin_note()}.")
         if c.measured or c.reason:
             lines.append(f"- Also measured: {c.measured}" if c.measured else f"- Not measured: {c.reason}")
-        if c.not_levelled and c.per_seed:
+        stalled = c.not_levelled
+        if stalled and c.per_seed:
+            total = len({r.config.key() for r in c.runs})
             lines.append(
-                f"- Budget-limited: {len(c.not_levelled)} of {len({r.config.key() for r in c.runs})} runs "
-                f"behind it had not levelled off (their training loss still fell by more than 2% over the "
-                f"last fifth of the epochs); more epochs would settle it{budget}."
+                f"- Loss diagnostic: {len(stalled)} of {total} runs behind it had not levelled off "
+                f"({'; '.join(f'{label}: {why}' for label, why in stalled[:3])}"
+                f"{'; …' if len(stalled) > 3 else ''}). This says how far training went, not whether the "
+                f"verdict stands."
             )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

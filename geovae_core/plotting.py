@@ -93,42 +93,49 @@ def captioned_images(images: torch.Tensor, captions, nrows: int = 2, title: str 
 
 
 def claims_figure(claims, ncols: int = 3):
-    """The per-seed values of each claim (seaborn strip plots), its threshold dashed and the
-    side where the criterion passes shaded green; a point is green when it passes."""
+    """Each claim's measure along training: one line per seed over the epochs its runs were kept
+    at (log axis), green where the criterion passes and red where it fails, the threshold dashed
+    with its passing side shaded, and the documents' budget as a dotted line. A claim without a
+    trajectory shows its per-seed values alone."""
     import textwrap
 
     import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
+    from matplotlib.ticker import ScalarFormatter
 
     shown = [c for c in claims if c.per_seed]
     fig, axes = panel_grid(len(shown), ncols=min(ncols, len(shown)), size=(3.4, 2.9))
     for ax, claim in zip(axes, shown):
-        frame = pd.DataFrame({"seed": [str(s) for s in claim.per_seed], "value": list(claim.per_seed.values())})
-        frame["passes"] = [("passes" if claim.criterion.passes(v) else "fails") for v in frame["value"]]
-        sns.stripplot(
-            data=frame,
-            x="seed",
-            y="value",
-            hue="passes",
-            hue_order=["passes", "fails"],
-            palette={"passes": "tab:green", "fails": "tab:red"},
-            size=8,
-            jitter=False,
-            ax=ax,
-            legend=False,
-        )
-        threshold, comparison = claim.criterion.threshold, claim.criterion.comparison
-        ax.axhline(threshold, color="0.3", ls="--", lw=1)
-        low, high = ax.get_ylim()
-        low, high = min(low, threshold), max(high, threshold)
+        criterion = claim.criterion
+        paths = claim.trajectory or {seed: [(1, value)] for seed, value in claim.per_seed.items()}
+        values = [v for points in paths.values() for _, v in points if v is not None and np.isfinite(v)]
+        for seed, points in paths.items():
+            epochs, ys = zip(*points)
+            ax.plot(epochs, ys, color="0.6", lw=1, zorder=1)
+            colours = ["tab:green" if criterion.passes(v) else "tab:red" for v in ys]
+            ax.scatter(epochs, ys, c=colours, s=18, zorder=2)
+            ax.annotate(str(seed), (epochs[-1], ys[-1]), fontsize=6, xytext=(3, 0), textcoords="offset points")
+        low = min([*values, criterion.threshold])
+        high = max([*values, criterion.threshold])
         span = (high - low) or 1.0
         low, high = low - 0.08 * span, high + 0.08 * span
-        ax.axhspan(threshold, high if comparison.startswith(">") else low, color="tab:green", alpha=0.08)
+        ax.axhline(criterion.threshold, color="0.3", ls="--", lw=1)
+        passing = high if criterion.comparison.startswith(">") else low
+        ax.axhspan(criterion.threshold, passing, color="tab:green", alpha=0.08)
         ax.set_ylim(low, high)
+        if claim.trajectory:
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ends = [e for points in paths.values() for e, _ in points]
+            if claim.budget:
+                ax.axvline(claim.budget, color="0.3", ls=":", lw=1)
+                ax.text(claim.budget, high, " budget", fontsize=6, va="top")
+                ax.set_xlim(min(ends) / 1.3, max(max(ends), claim.budget) * 1.3)
+            ax.set_xlabel(f"epochs — {claim.summary()}", fontsize=7)
+        else:
+            ax.set_xticks([])
+            ax.set_xlabel(f"seeds — {claim.summary()}", fontsize=7)
         ax.set_title("\n".join(textwrap.wrap(claim.id, 34)), fontsize=8)
-        ax.set_ylabel("\n".join(textwrap.wrap(claim.criterion.measure, 38)), fontsize=7)
-        ax.set_xlabel(f"seed — {claim.summary()}", fontsize=7)
+        ax.set_ylabel("\n".join(textwrap.wrap(criterion.measure, 38)), fontsize=7)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -122,17 +122,21 @@ KNOBS = {
 @dataclass(frozen=True)
 class Settings:
     """A chapter's knobs: ``base`` is the ``quick`` profile (the default book); ``smoke`` and
-    ``paper`` override some of it. The knobs named in ``shared`` take their value from
-    ``SHARED`` by profile. ``main`` names the knobs the chapter's "Run this chapter" box shows."""
+    ``paper`` override some of it. ``long`` is ``quick`` trained ``LONG_FACTOR`` times longer
+    (its ``LONG_KNOBS``; ``long`` may override more): every other knob stays quick's, so a long
+    build resumes quick's runs from the cache. The knobs named in ``shared`` take their value
+    from ``SHARED`` by profile. ``main`` names the knobs the chapter's "Run this chapter" box shows."""
 
     base: dict
     smoke: dict = field(default_factory=dict)
     paper: dict = field(default_factory=dict)
     shared: tuple = ("seeds", "device")
     main: tuple = ("epochs", "seeds")
+    long: dict = field(default_factory=dict)
 
     def profile(self, name: str) -> dict:
-        overrides = {"smoke": self.smoke, "quick": {}, "paper": self.paper}[name]
+        longer = {k: v * LONG_FACTOR for k, v in self.base.items() if k in LONG_KNOBS}
+        overrides = {"smoke": self.smoke, "quick": {}, "long": {**longer, **self.long}, "paper": self.paper}[name]
         return {**self.base, **{k: SHARED[name][k] for k in self.shared}, **overrides}
 
     def knobs(self) -> list:
@@ -144,8 +148,12 @@ class Settings:
 SHARED = {
     "smoke": dict(seeds=[0], fd_samples=200, device="auto"),
     "quick": dict(seeds=[0, 1, 2], fd_samples=1000, device="auto"),
+    "long": dict(seeds=[0, 1, 2], fd_samples=1000, device="auto"),
     "paper": dict(seeds=[0, 1, 2, 3, 4], fd_samples=10000, device="auto"),
 }
+# long: quick's runs trained on (the cache resumes them), for a CPU overnight.
+LONG_FACTOR = 4
+LONG_KNOBS = ("epochs", "celeba_epochs", "codebook_epochs", "manifold_epochs", "ball_epochs")
 PROFILE_NAMES = tuple(SHARED)
 
 # The training P and R give most of their models: Adam, step size 1e-3, a squared-error reconstruction.

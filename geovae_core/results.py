@@ -1,4 +1,4 @@
-"""Measured claims: each chapter writes one JSON results file; the ledger reads the book's.
+"""Measured claims: each chapter writes one JSON results file; the ledger (``ledger``) reads the book's.
 
 A chapter executed for the book (by the runner, which sets ``GEOVAE_BOOK_RUN``) writes
 ``<results>/book/<notebook>.json``. Any other run (papermill by hand, JupyterLab, nbval)
@@ -13,25 +13,31 @@ import json
 import math
 import os
 import platform
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .criteria import Criterion, decide, levelled_off, loss_fall
+from .criteria import Criterion
 from .errors import ResultsNotWritableError
 from .storage import atomic_json_save, check_writable, describe, results_dir
+from .verdicts import CANNOT_TELL, NOT_REACHED, Controls, Judgement, Regime, loss_levelled
 
 BOOK_RUN = "GEOVAE_BOOK_RUN"
+PAGE_FINGERPRINT = "GEOVAE_PAGE_FINGERPRINT"  # the runner's fingerprint of the page it executes
 
 
 @dataclass
 class Claim:
-    """One claim of a document, decided by ``criterion`` on one value per seed.
+    """One claim of a document, decided by ``criterion`` on one value per seed (``per_seed``).
 
-    ``runs`` are the trained runs the values rest on: when any of them had not levelled off
-    (``criteria.LEVELLED_OFF``), the verdict is marked budget-limited. ``figure_label`` names
-    the book figure the claim judges; ``reason`` says why a claim could not be measured.
+    ``trajectory`` ({seed: [(epochs, value), ...]}) is the same measure at every state the cache
+    kept of the runs, ``budget`` the documents' training length in epochs (where the trend is
+    carried to), ``controls`` the criterion on an input without and one with the effect,
+    ``regime`` the training a claim about late training needs (``verdicts``). ``runs`` are the
+    trained runs the values rest on (for the loss diagnostic); ``figure_label`` names the book
+    figure the claim judges; ``reason`` says why a claim could not be measured.
     """
 
     id: str
@@ -45,29 +51,66 @@ class Claim:
     runs: list = field(default_factory=list)
     reason: str = ""
     values: dict = field(default_factory=dict)
+    trajectory: dict = field(default_factory=dict)
+    budget: float | None = None
+    controls: Controls | None = None
+    regime: Regime | None = None
+
+    @property
+    def judgement(self) -> Judgement:
+        epochs = max((e for points in self.trajectory.values() for e, _ in points), default=None)
+        if epochs is None and self.runs:
+            epochs = max(len(r.history) for r in self.runs)
+        return Judgement(
+            self.criterion, self.per_seed, self.trajectory, self.budget, self.controls, self.regime, epochs
+        )
 
     @property
     def decision(self) -> tuple:
-        """(verdict, seeds passing, seeds measured)."""
-        return decide(self.criterion, self.per_seed)
+        """(verdict, seeds passing, seeds measured) of the criterion over the final values."""
+        return self.judgement.decision
 
     @property
     def verdict(self) -> str:
-        return self.decision[0]
+        """holds, does not hold, mixed, not measured, not reached at this budget, or criterion cannot tell."""
+        return self.judgement.word
 
     @property
     def not_levelled(self) -> list:
-        """Labels of the runs behind this claim whose training loss had not levelled off."""
-        return sorted({r.config.label() for r in self.runs if not levelled_off(r.history)})
+        """(label, why) of each distinct run behind this claim whose test loss had not levelled off."""
+        unique = {r.config.key(): r for r in self.runs}.values()
+        return sorted((r.config.label(), why) for r in unique for ok, why in [loss_levelled(r.history)] if not ok)
+
+    def margin_note(self) -> str:
+        """Said when the values sit nearer the threshold than the seeds are apart: the verdict
+        rests on a margin smaller than the seed-to-seed spread."""
+        values = [v for v in self.per_seed.values() if _number(v) is not None]
+        if len(values) < 2:
+            return ""
+        margin, spread = min(abs(v - self.criterion.threshold) for v in values), statistics.stdev(values)
+        if margin >= spread:
+            return ""
+        return f"the closest seed is {margin:.3g} from the threshold, less than the seed-to-seed spread ({spread:.3g})"
 
     def summary(self) -> str:
-        """ "holds (3 of 3 seeds)", with "budget-limited" when a run behind it had not levelled off."""
-        verdict, passing, n = self.decision
-        text = verdict if n == 0 else f"{verdict} ({passing} of {n} seed{'s' if n != 1 else ''})"
-        return text + (", budget-limited" if self.not_levelled and n else "")
+        """ "holds (3 of 3 seeds), settled"; "mixed (2 of 3 seeds), unsettled, moving toward
+        passing"; "not reached at this budget"; "criterion cannot tell"."""
+        judgement = self.judgement
+        word, (_, passing, n) = judgement.word, judgement.decision
+        if word in (NOT_REACHED, CANNOT_TELL) or n == 0:
+            return word
+        text = f"{word} ({passing} of {n} seed{'s' if n != 1 else ''})"
+        state = judgement.standing
+        if state is not None:
+            text += f", {state.state}" + (f", moving {state.moves}" if state.moves else "")
+            if state.crosses_at is not None:
+                text += f" (would cross at about {state.crosses_at:,.0f} epochs)"
+        return text
 
     def as_dict(self) -> dict:
-        verdict, passing, n = self.decision
+        judgement = self.judgement
+        verdict, passing, n = judgement.decision
+        state = judgement.standing
         return {
             "id": self.id,
             "figure": self.figure,
@@ -76,32 +119,78 @@ class Claim:
             "document_says": self.document_says,
             "criterion": self.criterion.as_dict(),
             "per_seed": {str(k): _number(v) for k, v in self.per_seed.items()},
-            "verdict": verdict,
+            "verdict": judgement.word,
+            "decision": verdict,
             "seeds_passing": passing,
             "seeds": n,
-            "budget_limited": bool(self.not_levelled and n),
-            "not_levelled": self.not_levelled,
+            "standing": None if state is None else {**state.__dict__},
+            "at_half": judgement.at_half,
+            "trajectory": {str(k): [[e, _number(v)] for e, v in points] for k, points in self.trajectory.items()},
+            "budget": self.budget,
+            "controls": None if self.controls is None else self.controls.as_dict(self.criterion),
+            "regime": None if self.regime is None else {"epochs": self.regime.epochs, "why": self.regime.why},
+            "epochs": judgement.epochs,
+            "not_levelled": [list(pair) for pair in self.not_levelled],
+            "runs": len({r.config.key() for r in self.runs}),
+            "margin_note": self.margin_note(),
             "measured": self.measured,
             "reason": self.reason,
             "values": self.values,
         }
 
 
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A row of a chapter's claims table: the claim, the figure it judges, the document's words,
+    the criterion, and (for a claim about late training) the regime it needs. ``statement`` may
+    name the run's numbers in braces (``{small:g}``), filled by ``claim(words=...)``."""
+
+    id: str
+    figure: str
+    statement: str
+    document_says: str
+    criterion: Criterion
+    figure_label: str = ""
+    regime: Regime | None = None
+
+    def claim(self, followed, epochs: int, budget: float | None, words: dict | None = None, **fields) -> Claim:
+        """The claim as measured: its final per-seed values and trajectory from ``followed``
+        (``ChapterPage.follow``; its runs trained ``epochs``), the documents' ``budget`` in epochs,
+        and any other ``Claim`` field (controls, measured, runs, reason, values)."""
+        return Claim(
+            self.id,
+            self.figure,
+            self.statement.format(**(words or {})),
+            self.document_says,
+            self.criterion,
+            followed.final.get(self.id, {}),
+            figure_label=self.figure_label,
+            trajectory=followed.trajectory(self.id, epochs),
+            budget=budget,
+            regime=self.regime,
+            **fields,
+        )
+
+
 def _number(value):
-    value = float(value) if value is not None else math.nan
-    return None if math.isnan(value) else value
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else value
 
 
 def run_record(run) -> dict:
-    """What the results file keeps of a trained run: label, length, loss and convergence."""
+    """What the results file keeps of a trained run: label, length, loss and whether it levelled off."""
     history = run.history
+    levelled, why = loss_levelled(history)
     return {
         "label": run.config.label(),
         "key": run.config.key(),
         "epochs": len(history),
         "final_train_loss": history[-1].get("train_loss") if history else None,
-        "loss_fall": _number(loss_fall(history)),
-        "levelled_off": levelled_off(history),
+        "levelled_off": levelled,
+        "loss_diagnostic": why,
         "seconds": round(sum(row.get("seconds", 0.0) for row in history), 1),
         "from_cache": run.from_cache,
     }
@@ -128,9 +217,11 @@ def check_results_writable(path: Path) -> None:
 
 
 def save_results(chapter, parameters, claims: list, numbers: dict, runs: list, wall_seconds: float) -> Path:
-    """Write one chapter's claims, numbers, parameters and the compute behind them."""
+    """Write one chapter's claims, numbers, parameters and the compute behind them, with the
+    fingerprint of the page that wrote them (the runner's; the ledger compares it with today's)."""
     unique = {r.config.key(): r for r in runs}.values()
     records = [run_record(r) for r in unique]
+    fingerprint = os.environ.get(PAGE_FINGERPRINT)
     payload = {
         "notebook": chapter.notebook,
         "chapter": chapter.id,
@@ -151,117 +242,9 @@ def save_results(chapter, parameters, claims: list, numbers: dict, runs: list, w
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
+        "fingerprint": json.loads(fingerprint) if fingerprint else None,
         "book": bool(os.environ.get(BOOK_RUN)),
     }
     path = results_path(chapter.notebook, parameters)
     atomic_json_save(payload, path)
     return path
-
-
-def _chapter_order(path: Path) -> tuple:
-    """N3 before N11: by the number after N, then by name."""
-    digits = "".join(c for c in path.stem.split("-")[0] if c.isdigit())
-    return (int(digits) if digits else 10**9, path.stem)
-
-
-def load_book_results() -> tuple:
-    """(results, problems): every readable results file of the book, in chapter order, and one
-    line per file that could not be read or lacks what the ledger needs (the ledger shows them)."""
-    folder = results_dir() / "book"
-    results, problems = [], []
-    for path in sorted(folder.glob("*.json"), key=_chapter_order) if folder.is_dir() else []:
-        try:
-            payload = json.loads(path.read_text())
-            for key in ("notebook", "profile", "claims"):
-                if key not in payload:
-                    raise KeyError(key)
-            for claim in payload["claims"]:
-                for key in ("id", "statement", "verdict"):
-                    if key not in claim:
-                        raise KeyError(f"claims[].{key}")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-            problems.append(f"{path.name}: unreadable ({type(error).__name__}: {error}); skipped")
-            continue
-        results.append(payload)
-    return results, problems
-
-
-VERDICT_ORDER = ("holds", "does not hold", "mixed", "not measured")
-
-
-def ledger_counts(results: list) -> dict:
-    """{profile: {verdict: count, "budget-limited": count, "claims": n}}: counts never mix profiles."""
-    counts = {}
-    for result in results:
-        row = counts.setdefault(result["profile"], {v: 0 for v in (*VERDICT_ORDER, "budget-limited", "claims")})
-        for claim in result["claims"]:
-            row[claim["verdict"]] = row.get(claim["verdict"], 0) + 1
-            row["budget-limited"] += bool(claim.get("budget_limited"))
-            row["claims"] += 1
-    return counts
-
-
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def ledger_markdown(results: list, problems: list, profile: str) -> str:
-    """The claims ledger as MyST Markdown: counts per profile, then one section per chapter
-    (its title linking to it, the compute and parameters behind it, a row per claim linking to
-    the figure it judges), and a warning row for every results file that could not be read."""
-    lines = []
-    for name, row in ledger_counts(results).items():
-        parts = ", ".join(f"**{row[v]}** {v}" for v in VERDICT_ORDER if row[v])
-        lines.append(
-            f"- profile `{name}`{' (this book)' if name == profile else ''}: {row['claims']} claims: "
-            f"{parts}; {row['budget-limited']} budget-limited."
-        )
-    for problem in problems:
-        lines.append(f"- ⚠️ {problem}")
-    for result in results:
-        title = result.get("title") or result["notebook"]
-        heading = f"{result.get('chapter', '')} · {title}".strip(" ·")
-        lines += ["", f"## [{heading}]({result['notebook']}.ipynb)", ""]
-        if result["profile"] != profile:
-            lines.append(f"⚠️ Built with profile `{result['profile']}`, not this book's `{profile}`.\n")
-        compute = result.get("compute", {})
-        if compute:
-            lines.append(
-                f"Compute: profile `{compute.get('profile')}`, seeds `{compute.get('seeds')}`, "
-                f"{compute.get('runs')} trained runs, {compute.get('trained_seconds', 0):,.0f} s of "
-                f"training (summed over its runs, whenever trained), {compute.get('wall_seconds', 0):,.0f} s for its "
-                f"last execution, device "
-                f"`{compute.get('device')}`."
-            )
-        given = result.get("explicit") or []
-        lines.append(
-            "Parameters given: "
-            + (
-                ", ".join(f"`{k}` = `{result['parameters'].get(k)}`" for k in given)
-                if given
-                else f"none (every knob from the `{result['profile']}` profile)"
-            )
-            + ".\n"
-        )
-        lines += ["| figure | claim | criterion | per seed | verdict |", "|---|---|---|---|---|"]
-        for claim in result["claims"]:
-            label, figure = claim.get("figure_label"), claim.get("figure", "")
-            figure = f"{{ref}}`{figure} <{label}>`" if label else figure
-            seeds = (
-                ", ".join(
-                    f"{k}: {v:.3g}" if isinstance(v, (int, float)) else f"{k}: —"
-                    for k, v in (claim.get("per_seed") or {}).items()
-                )
-                or "—"
-            )
-            verdict = claim["verdict"]
-            if claim.get("seeds"):
-                verdict += f" ({claim.get('seeds_passing')} of {claim['seeds']})"
-            if claim.get("budget_limited"):
-                verdict += ", budget-limited"
-            criterion = (claim.get("criterion") or {}).get("text", "")
-            statement = claim["statement"] + (f" *{claim['reason']}*" if claim.get("reason") else "")
-            lines.append(
-                "| " + " | ".join(_cell(x) for x in (figure, statement, criterion, seeds, f"**{verdict}**")) + " |"
-            )
-    return "\n".join(lines)

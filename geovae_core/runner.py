@@ -44,6 +44,7 @@ from .pages import (
     stages,
     status,
 )
+from .profiles import PROFILE_NAMES
 from .results import BOOK_RUN
 from .storage import atomic_json_save, cache_dir, check_writable, describe, results_dir
 
@@ -303,7 +304,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m geovae_core.runner", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    parser.add_argument("--profile", default="quick", choices=list(PROFILE_NAMES))
     parser.add_argument("--only", help="run only this page: a chapter's N-id (N1), measure, ledger or reproduce")
     parser.add_argument("--force", action="store_true", help="execute even if unchanged")
     parser.add_argument(

@@ -42,7 +42,7 @@ import yaml
 
 from geovae_core import pages
 from geovae_core.chapters import chapter, chapter_notebooks
-from geovae_core.results import load_book_results
+from geovae_core.ledger import load_book_results
 from tools.pytest_parts import note, record
 
 REPO = Path(__file__).resolve().parent.parent

@@ -45,5 +45,6 @@ def test_an_unknown_chapter_id_names_the_known_ones():
 def test_a_chapter_s_settings_are_a_small_block_of_their_own():
     for path in (dependencies.PACKAGE / "chapters").glob("n*.py"):
         tree = ast.parse(path.read_text())
-        assigned = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+        targets = [t for node in tree.body if isinstance(node, ast.Assign) for t in node.targets]
+        assigned = {name.id for t in targets for name in ast.walk(t) if isinstance(name, ast.Name)}
         assert {"SETTINGS", "CHAPTER"} <= assigned, path.name

@@ -6,7 +6,6 @@ from geovae_core.criteria import (
     COLLAPSED,
     FAILS,
     HOLDS,
-    LEVELLED_OFF,
     MIXED,
     NAMED,
     NOT_MEASURED,
@@ -14,8 +13,6 @@ from geovae_core.criteria import (
     Criterion,
     compared,
     decide,
-    levelled_off,
-    loss_fall,
 )
 
 
@@ -59,18 +56,3 @@ def test_a_comparison_of_two_measured_values():
 def test_every_named_criterion_says_why():
     assert all(c.why and c.measure for c in NAMED.values())
     assert len(NAMED) == len({c.name for c in NAMED.values()})
-
-
-def _history(losses):
-    return [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)]
-
-
-def test_a_flat_loss_has_levelled_off_and_a_falling_one_has_not():
-    assert levelled_off(_history([10, 5, 4, 4, 4, 4, 4, 4, 4, 4]))
-    falling = _history([100 - 5 * i for i in range(10)])  # still falling by 10 of 55 over two epochs
-    assert loss_fall(falling) == pytest.approx(10 / 55) and not levelled_off(falling)
-    assert LEVELLED_OFF.threshold == 0.02
-
-
-def test_one_epoch_cannot_tell_whether_a_run_levelled_off():
-    assert math.isnan(loss_fall(_history([3.0]))) and not levelled_off(_history([3.0]))

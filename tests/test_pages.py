@@ -60,7 +60,7 @@ def test_a_chapter_is_stale_only_when_a_module_it_imports_changes(tmp_path, monk
     shutil.copytree(dependencies.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
     uses = dependencies.closure(code_cells(N1), package)
     assert {"runner", "pages", "execution"}.isdisjoint(uses)
-    assert {"__init__", "chapters", "chapters.n1", "geometry", "storage", "training"} <= uses
+    assert {"chapters", "chapters.n1", "geometry", "storage", "training"} <= uses
     executed = redirect_book(monkeypatch, tmp_path)
     executed.mkdir()
     before = fingerprint(N1, "quick", package)

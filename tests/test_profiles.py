@@ -42,7 +42,7 @@ def test_an_explicit_knob_beats_the_profile_and_none_keeps_it():
 
 
 def test_an_unknown_profile_names_the_allowed_ones():
-    with pytest.raises(ParameterError, match=r"profile: 'fast' is not one of smoke, quick, paper"):
+    with pytest.raises(ParameterError, match=r"profile: 'fast' is not one of smoke, quick, long, paper"):
         _resolve("fast")
 
 
@@ -106,3 +106,14 @@ def test_a_chapter_s_parameters_cell_lists_exactly_its_knobs(chapter_id):
 
     notebook = REPO_ROOT / "notebooks" / f"{chapter(chapter_id).notebook}.ipynb"
     assert _parameters_cell_names(notebook) == {"profile", *chapter(chapter_id).settings.knobs()}
+
+
+def test_long_is_quick_trained_longer_so_that_it_resumes_quick_s_runs():
+    from geovae_core.profiles import LONG_FACTOR, LONG_KNOBS
+
+    for chapter_id in CHAPTER_IDS:
+        settings = chapter(chapter_id).settings
+        quick, long = settings.profile("quick"), settings.profile("long")
+        changed = {k for k in quick if quick[k] != long[k]}
+        assert changed <= set(LONG_KNOBS) | set(settings.long), chapter_id
+        assert all(long[k] == LONG_FACTOR * quick[k] for k in changed - set(settings.long)), chapter_id

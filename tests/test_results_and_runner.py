@@ -6,9 +6,11 @@ import pytest
 
 from geovae_core.chapters import n1
 from geovae_core.criteria import SMOOTH
+from geovae_core.ledger import load_book_results
 from geovae_core.pages import book_notebooks
 from geovae_core.profiles import resolve
-from geovae_core.results import BOOK_RUN, Claim, load_book_results, save_results
+from geovae_core.results import BOOK_RUN, Claim, save_results
+from geovae_core.verdicts import Controls, Regime
 
 
 class _Run:
@@ -16,11 +18,11 @@ class _Run:
 
     def __init__(self, label, losses, from_cache=False):
         self.config = SimpleNamespace(label=lambda: label, key=lambda: label)
-        self.history = [{"epoch": i + 1, "train_loss": v, "seconds": 1.0} for i, v in enumerate(losses)]
+        self.history = [{"epoch": i + 1, "test_loss": v, "seconds": 1.0} for i, v in enumerate(losses)]
         self.from_cache = from_cache
 
 
-def _claim(per_seed, runs=()):
+def _claim(per_seed, runs=(), **more):
     return Claim(
         "N0-x",
         "P Fig 1",
@@ -31,20 +33,39 @@ def _claim(per_seed, runs=()):
         measured="m",
         figure_label="n0-fig1",
         runs=list(runs),
+        **more,
     )
 
 
-def test_a_claim_is_decided_over_seeds_and_marked_budget_limited():
-    flat, falling = _Run("flat", [5, 4, 4, 4, 4]), _Run("falling", [50, 40, 30, 20, 10])
-    assert _claim({0: 1.0, 1: 1.5, 2: 1.2}, [flat]).summary() == "holds (3 of 3 seeds)"
-    mixed = _claim({0: 1.0, 1: 3.0, 2: 1.2}, [flat, falling])
-    assert mixed.verdict == "mixed" and mixed.summary() == "mixed (2 of 3 seeds), budget-limited"
-    assert mixed.not_levelled == ["falling"]
+def test_a_claim_is_decided_over_seeds_and_says_whether_it_stands():
+    levelled, falling = _Run("levelled", [5, 4, 4, 4]), _Run("falling", [50, 40, 30, 20])
+    steady = {s: [(1, 1.8), (2, 1.5), (5, 1.2), (10, 1.2)] for s in (0, 1, 2)}
+    held = _claim({0: 1.2, 1: 1.2, 2: 1.2}, [levelled], trajectory=steady, budget=20)
+    assert held.summary() == "holds (3 of 3 seeds), settled"
+    moving = {0: [(1, 1.0), (2, 1.0), (5, 1.0), (10, 1.0)], 1: [(1, 1.0), (2, 1.1), (5, 1.6), (10, 3.0)]}
+    mixed = _claim({0: 1.0, 1: 3.0}, [levelled, falling, falling], trajectory=moving, budget=20)
+    assert mixed.verdict == "mixed"
+    assert mixed.summary() == "mixed (1 of 2 seeds), unsettled, moving toward failing"
+    assert mixed.not_levelled == [("falling", "test_loss's last doubling took 67% of its fall")]  # once, not twice
     stored = mixed.as_dict()
     assert stored["criterion"]["threshold"] == 2.0 and stored["criterion"]["comparison"] == "<="
-    assert stored["per_seed"] == {"0": 1.0, "1": 3.0, "2": 1.2} and stored["seeds_passing"] == 2
-    assert stored["budget_limited"] and stored["verdict"] == "mixed"
+    assert stored["per_seed"] == {"0": 1.0, "1": 3.0} and stored["seeds_passing"] == 1 and stored["runs"] == 2
+    assert stored["standing"]["state"] == "unsettled" and stored["at_half"] == "holds"
+    assert stored["trajectory"]["1"][-1] == [10, 3.0] and stored["verdict"] == "mixed"
     assert _claim({}, [falling]).summary() == "not measured"
+
+
+def test_a_claim_without_a_telling_criterion_or_regime_gets_no_verdict():
+    blind = Controls((1.0, "a cross-fade"), (1.0, "an even path"))
+    assert _claim({0: 1.0}, controls=blind).summary() == "criterion cannot tell"
+    assert _claim({0: 1.0}, regime=Regime(100, "late training"), runs=[_Run("r", [3, 2])]).verdict == (
+        "not reached at this budget"
+    )
+
+
+def test_a_verdict_resting_on_a_margin_smaller_than_the_seed_spread_says_so():
+    assert "less than the seed-to-seed spread" in _claim({0: 1.95, 1: 1.2, 2: 2.6}).margin_note()
+    assert _claim({0: 1.0, 1: 1.1, 2: 1.05}).margin_note() == ""
 
 
 def _save(monkeypatch, tmp_path, book, **given):
@@ -64,10 +85,11 @@ def test_the_book_s_results_and_hand_runs_are_kept_apart(monkeypatch, tmp_path):
     assert hand.parent == tmp_path / "runs" and hand.name.startswith("N1-autoencoders-generate-smoke-")
     assert _save(monkeypatch, tmp_path, book=False, epochs=4) != hand  # other parameters, other file
     results, problems = load_book_results()
-    assert problems == [] and [r["parameters"]["epochs"] for r in results] == [1]
+    assert problems == [] and [r["parameters"]["epochs"] for r in results] == [n1.SETTINGS.smoke["epochs"]]
     stored = results[0]
     assert stored["title"] == n1.CHAPTER.title and stored["claims"][0]["verdict"] == "holds"
     assert stored["compute"]["wall_seconds"] == 12.0 and stored["runs"][0]["levelled_off"] is False
+    assert "last doubling took 100% of its fall" in stored["runs"][0]["loss_diagnostic"]
     assert json.loads(hand.read_text())["explicit"] == ["device", "epochs"]
 
 
