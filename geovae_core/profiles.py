@@ -250,3 +250,34 @@ def parameters_from(chapter: str, settings: Settings, namespace: dict) -> Parame
         raise _unknown(unknown, knobs, chapter)
     profile = namespace.get("profile") or os.environ.get("GEOVAE_PROFILE", "quick")
     return resolve(chapter, settings, profile, **{k: namespace.get(k) for k in knobs})
+
+
+PROFILE_KNOB = "profile: str = None  # smoke | quick | long | paper (None: $GEOVAE_PROFILE, else quick)"
+
+
+def _type_name(value) -> str:
+    """The annotation papermill shows for a knob whose quick value is ``value``."""
+    if isinstance(value, list | tuple):
+        kinds = {_type_name(v) for v in value}
+        return f"list[{kinds.pop()}]" if len(kinds) == 1 else "list"
+    return type(value).__name__
+
+
+def annotated_parameters(settings: Settings, source: str) -> str:
+    """A chapter's parameters cell with each knob typed and its comment ending in its ``quick``
+    and ``paper`` values (``papermill --help-notebook`` shows type, values and meaning); the
+    comment's own words, which give the documents' values, are kept."""
+    quick, paper = settings.profile("quick"), settings.profile("paper")
+    lines = []
+    for line in source.splitlines():
+        name = line.split("=")[0].split(":")[0].strip()
+        if name == "profile":
+            lines.append(PROFILE_KNOB)
+            continue
+        if name not in quick:
+            lines.append(line)
+            continue
+        words = line.partition("#")[2].split(" [quick")[0].strip()
+        values = f"quick {quick[name]!r}" + (f", paper {paper[name]!r}" if paper[name] != quick[name] else "")
+        lines.append(f"{name}: {_type_name(quick[name])} = None  # {words} [{values}]")
+    return "\n".join(lines)

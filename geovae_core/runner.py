@@ -32,6 +32,7 @@ import papermill
 from . import book_report, execution, pages
 from .book_report import DRY_RUN_STEPS, breakdown, machine, projection, record_timing, summary_line
 from .cache import SCHEDULER
+from .chapters import chapter
 from .dryrun import DRY_RUN, REPORT
 from .execution import Job, execute_all, executor
 from .pages import (
@@ -44,7 +45,7 @@ from .pages import (
     stages,
     status,
 )
-from .profiles import PROFILE_NAMES
+from .profiles import PROFILE_NAMES, annotated_parameters
 from .results import BOOK_RUN
 from .storage import atomic_json_save, cache_dir, check_writable, describe, results_dir
 
@@ -269,8 +270,16 @@ CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def store(notebook: Path) -> None:
-    """Rewrite a source notebook as git keeps it: executed once in ``smoke``, with outputs
-    kept only in the cells nbval compares (marked ``# NBVAL_CHECK_OUTPUT``)."""
+    """Rewrite a source notebook as git keeps it: a chapter's parameters cell typed and annotated
+    with its profile values (``profiles.annotated_parameters``), then executed once in ``smoke``,
+    with outputs kept only in the cells nbval compares (marked ``# NBVAL_CHECK_OUTPUT``)."""
+    if notebook in pages.chapters():
+        source = nbformat.read(notebook, as_version=4)
+        settings = chapter(notebook_id(notebook)).settings
+        for cell in source.cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                cell.source = annotated_parameters(settings, cell.source)
+        nbformat.write(source, notebook)
     smoke = pages.EXECUTED / f"{notebook.stem}.store.ipynb"
     pages.EXECUTED.mkdir(exist_ok=True)
     papermill.execute_notebook(

@@ -151,9 +151,10 @@ class Judgement:
         criterion cannot tell."""
         if self.regime is not None and self.epochs is not None and not self.regime.reached(self.epochs):
             return NOT_REACHED
-        if self.controls is not None and not self.controls.tell(self.criterion):
+        verdict = self.decision[0]
+        if verdict != NOT_MEASURED and self.controls is not None and not self.controls.tell(self.criterion):
             return CANNOT_TELL
-        return self.decision[0]
+        return verdict
 
     @property
     def standing(self) -> Standing | None:

@@ -434,3 +434,57 @@ def test_the_paper_profile_s_dry_run_built_and_stepped_every_chapter_s_runs(smok
         assert row["error"] is None, (chapter_id, row["error"])
         assert row["runs"] > 0 and row["largest_parameters"] > 0 and row["gpu_hours"] > 0, chapter_id
         assert row["profile"] == "paper", chapter_id
+
+
+_EXPLORER = """
+const root = document.querySelector("div.geovae-explorer");
+if (!root) return null;
+const data = JSON.parse(document.getElementById(root.id + "-data").textContent);
+const out = {};
+for (const [name, check] of Object.entries(data.check)) {
+  const torch = Uint8Array.from(atob(check.pixels), c => c.charCodeAt(0));
+  const expected = new Float32Array(torch.buffer);
+  let worst = 0;
+  check.z.forEach(([z1, z2], k) => {
+    const page = window.geovaeExplorer.decode(name, z1, z2);
+    for (let i = 0; i < 784; i++) worst = Math.max(worst, Math.abs(page[i] - expected[784 * k + i]));
+  });
+  out[name] = {points: check.z.length, worst: worst};
+}
+return out;
+"""
+
+
+def test_the_latent_explorer_decodes_as_the_torch_decoder_and_follows_a_drag(browser):
+    """N11's explorer: at every check point the page's decoded image equals the torch decoder's
+    output to within 1/255 per pixel, for the VAE and the AE; dragging across a pad changes the image."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver, base, screenshots = browser
+    n11 = next(n for n in pages.chapters() if pages.notebook_id(n) == "N11")
+    driver.get(f"{base}executed/{n11.stem}.html")
+    agreement = driver.execute_script(_EXPLORER)
+    assert agreement is not None, "N11 has no latent explorer"
+    assert set(agreement) == {"VAE", "AE"}
+    for name, check in agreement.items():
+        assert check["points"] >= 10 and check["worst"] <= 1 / 255, (name, check)
+    record(explorer_points=sum(c["points"] for c in agreement.values()))
+    note(
+        "latent explorer: page vs torch decoder, largest pixel difference "
+        + ", ".join(f"{name} {c['worst']:.2e} over {c['points']} points" for name, c in agreement.items())
+    )
+    for pad in driver.find_elements(By.CSS_SELECTOR, "div.geovae-explorer canvas[tabindex]"):
+        view = driver.find_element(
+            By.CSS_SELECTOR,
+            f"div.geovae-explorer canvas[data-model='{pad.get_attribute('data-model')}']:not([tabindex])",
+        )
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", pad)
+        before = driver.execute_script("return arguments[0].toDataURL();", view)
+        ActionChains(driver).move_to_element_with_offset(pad, -100, -100).click_and_hold().move_by_offset(
+            180, 160
+        ).release().perform()
+        after = driver.execute_script("return arguments[0].toDataURL();", view)
+        assert after != before, f"dragging across the {pad.get_attribute('data-model')} pad did not change its image"
+    screenshots.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(screenshots / "explorer.png"))

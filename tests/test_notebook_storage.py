@@ -132,3 +132,39 @@ def test_the_geovae_kernel_is_installed_in_the_environment_and_runs_its_python()
     )
     assert run.returncode == 0, run.stderr
     assert Path(json.loads(run.stdout)).resolve() == prefix
+
+
+CHAPTER_SOURCES = sorted(REPO.glob("notebooks/N*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", CHAPTER_SOURCES, ids=lambda p: p.name)
+def test_every_chapter_stores_the_smoke_outputs_of_its_marked_cells(notebook):
+    """nbval compares a marked cell with its stored output: a marked cell stored without one would
+    pass whatever it printed (``make strip`` stores them)."""
+    marked = [
+        c
+        for c in nbformat.read(notebook, as_version=4).cells
+        if c.cell_type == "code" and c.source.startswith(CHECK_MARK)
+    ]
+    assert marked, "no cell marked # NBVAL_CHECK_OUTPUT"
+    assert all(c.outputs for c in marked), "a marked cell has no stored output: run make strip"
+
+
+@pytest.mark.parametrize("notebook", CHAPTER_SOURCES, ids=lambda p: p.name)
+def test_papermill_explains_every_knob_with_its_type_and_profile_values(notebook):
+    import papermill
+
+    from geovae_core.chapters import chapter
+    from geovae_core.profiles import annotated_parameters
+
+    settings = chapter(notebook.stem.split("-")[0]).settings
+    cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assert cell.source == annotated_parameters(settings, cell.source), (
+        "the parameters cell is not annotated: run make strip"
+    )
+    inferred = papermill.inspect_notebook(str(notebook))
+    quick = settings.profile("quick")
+    for name, value in quick.items():
+        knob = inferred[name]
+        assert knob["inferred_type_name"] not in ("None", "", None) and f"quick {value!r}" in knob["help"], name
+    assert inferred["profile"]["inferred_type_name"] == "str"
