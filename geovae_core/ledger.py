@@ -159,3 +159,36 @@ def _row(claim: dict, trajectories: str) -> str:
     cells = (figure, statement, claim["criterion"].get("text", ""), _seeds(claim["per_seed"]))
     cells += (judged.at_half if claim.get("trajectory") else "—", f"**{verdict}**", standing)
     return "| " + " | ".join(_cell(x) for x in cells) + " |"
+
+
+def criteria_markdown(results: list, named: dict) -> str:
+    """Every criterion the book's claims use (the named ones first, then the chapters' own), with
+    its measure, threshold and why, and the controls each claim ran it on: the value on an input
+    without the effect (it must fail) and on one with it (it must pass), and whether it told them apart."""
+    used = {}
+    for result in results:
+        for claim in result["claims"]:
+            criterion, controls = claim["criterion"], claim.get("controls")
+            entry = used.setdefault(criterion["name"], {"criterion": criterion, "controls": []})
+            if controls:
+                entry["controls"].append((claim["id"], controls))
+    for name, c in named.items():
+        used.setdefault(name, {"criterion": c.as_dict(), "controls": []})
+    lines = ["| criterion | passes when | why this threshold | controls in this book |", "|---|---|---|---|"]
+    for name, entry in used.items():
+        c = entry["criterion"]
+        shown = []
+        for claim_id, controls in entry["controls"]:
+            absent, present = controls["absent"], controls["present"]
+            tells = "tells" if controls.get("tells") else "**cannot tell**"
+            shown.append(
+                f"{claim_id}: without the effect ({absent['input']}) {_value(absent['value'])}, with it "
+                f"({present['input']}) {_value(present['value'])}: {tells}"
+            )
+        text = "<br>".join(_cell(s) for s in shown) or "not used in this book's claims"
+        lines.append(f"| {name} | {_cell(c['text'])} | {_cell(c['why'])} | {text} |")
+    return "\n".join(lines)
+
+
+def _value(value) -> str:
+    return "—" if value is None else f"{value:.3g}"

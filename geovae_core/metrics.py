@@ -152,7 +152,7 @@ def fit_temperature(model, images: torch.Tensor, labels: torch.Tensor) -> float:
         return value
 
     optimizer.step(loss)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 class SampleQuality:

@@ -54,12 +54,12 @@ def chapters() -> list:
 
 
 def stages(notebooks: list) -> list:
-    """``notebooks`` in the groups that run one after another: the chapters and "How we
-    measure" (independent of each other), the ledger (it reads the chapters' results), then
+    """``notebooks`` in the groups that run one after another: the chapters (independent of
+    each other), then "How we measure" and the ledger (they read the chapters' results), then
     "Reproducing this book" (it reads every page's timings)."""
     groups = [
-        [n for n in notebooks if n not in (LEDGER, REPRODUCE)],
-        [n for n in notebooks if n == LEDGER],
+        [n for n in notebooks if n not in (MEASURE, LEDGER, REPRODUCE)],
+        [n for n in notebooks if n in (MEASURE, LEDGER)],
         [n for n in notebooks if n == REPRODUCE],
     ]
     return [group for group in groups if group]
@@ -106,9 +106,10 @@ def code_cells(notebook: Path) -> list:
 
 
 def _inputs(notebook: Path) -> str | None:
-    """A digest of the files a page reads: the book's results files (the ledger), the timings
-    of the other pages and the dry-run table ("Reproducing"); None for the other pages."""
-    if notebook == LEDGER:
+    """A digest of the files a page reads: the book's results files (the ledger, "How we
+    measure"), the timings of the other pages and the dry-run table ("Reproducing"); None for
+    the other pages."""
+    if notebook in (LEDGER, MEASURE):
         files = sorted((results_dir() / "book").glob("*.json"))
         return digest(*(part for f in files for part in (f.name, f.read_bytes())))
     if notebook == REPRODUCE:
