@@ -17,8 +17,9 @@ GPU_FLOPS = 20e12  # assumed sustained rate of one GPU in fp32, FLOP/s
 GPU_STEP_FLOOR = 3e-4  # assumed least seconds of one optimisation step on a GPU (launches, the Python loop)
 ASSUMPTIONS = (
     f"{DRY_RUN_STEPS} steps per run on the CPU; one GPU assumed to sustain {GPU_FLOPS / 1e12:g} "
-    f"TFLOP/s (fp32) with at least {GPU_STEP_FLOOR * 1e3:g} ms per step; training steps only "
-    f"(no evaluation, hooks or figures)"
+    f"TFLOP/s (fp32) with at least {GPU_STEP_FLOOR * 1e3:g} ms per step; runs that differ only by seed "
+    f"step together, stacked (one floor per step of the group); training steps only (no evaluation, "
+    f"hooks or figures)"
 )
 
 
@@ -60,18 +61,25 @@ def once_text(result: dict, separator: str) -> str:
 def projection(records: list) -> dict:
     """A chapter's runs summed up: their count, the largest model, the most memory a step needs,
     and the training time projected on one GPU (``GPU_FLOPS``, ``GPU_STEP_FLOOR``) and on the
-    CPU that measured them. A config run twice (same key and hooks) trains once: counted once."""
+    CPU that measured them. A config run twice (same key and hooks) trains once: counted once.
+    Runs that ``cache.run_many`` trains stacked (the same ``stack`` key: they differ only by seed)
+    take their steps together on the GPU: one step of the group does each member's arithmetic
+    but pays the floor once."""
     unique = list({(r["key"], tuple(r["hooks"])): r for r in records}.values())
-    steps = [r["epochs"] * r["steps_per_epoch"] for r in unique]
+    groups = {}
+    for r in unique:
+        groups.setdefault((r.get("stack", r["key"]), tuple(r["hooks"])), []).append(r)
+    gpu = 0.0
+    for members in groups.values():
+        steps = members[0]["epochs"] * members[0]["steps_per_epoch"]
+        gpu += steps * max(sum(m["flops_per_step"] for m in members) / GPU_FLOPS, GPU_STEP_FLOOR)
     return {
         "runs": len(unique),
+        "groups": len(groups),
         "largest_parameters": max((r["parameters"] for r in unique), default=0),
-        "peak_memory_bytes": max((r["memory_bytes"] for r in unique), default=0),
-        "gpu_hours": sum(
-            n * max(r["flops_per_step"] / GPU_FLOPS, GPU_STEP_FLOOR) for n, r in zip(steps, unique, strict=True)
-        )
-        / 3600,
-        "cpu_hours": sum(n * r["seconds_per_step"] for n, r in zip(steps, unique, strict=True)) / 3600,
+        "peak_memory_bytes": max((sum(m["memory_bytes"] for m in members) for members in groups.values()), default=0),
+        "gpu_hours": gpu / 3600,
+        "cpu_hours": sum(r["epochs"] * r["steps_per_epoch"] * r["seconds_per_step"] for r in unique) / 3600,
     }
 
 
@@ -82,10 +90,11 @@ def duration(hours: float) -> str:
 
 
 def summary_line(summary: dict) -> str:
+    groups = summary.get("groups", summary["runs"])
     return (
-        f"{summary['runs']} runs, largest {summary['largest_parameters'] / 1e6:.2f} M parameters, "
-        f"peak memory {summary['peak_memory_bytes'] / 1e6:,.0f} MB; projected {duration(summary['gpu_hours'])} "
-        f"on one GPU, {duration(summary['cpu_hours'])} at this CPU's measured speed"
+        f"{summary['runs']} runs ({groups} stacked groups), largest {summary['largest_parameters'] / 1e6:.2f} M "
+        f"parameters, peak memory {summary['peak_memory_bytes'] / 1e6:,.0f} MB; projected "
+        f"{duration(summary['gpu_hours'])} on one GPU, {duration(summary['cpu_hours'])} at this CPU's measured speed"
     )
 
 

@@ -39,6 +39,7 @@ from .config import ExperimentConfig
 from .data import load_dataset
 from .errors import CacheNotWritableError, TrainingDivergedError
 from .models import build_model
+from .stacking import stack_key, stackable, train_stacked
 from .storage import cache_dir, check_space, check_writable, describe, no_space_error, paid_once, set_aside
 from .training import EpochHook, Run, checkpoint_epochs, train
 
@@ -206,36 +207,90 @@ def select_step_size(config: ExperimentConfig, candidates, epochs: int, train_si
 def run_many(experiments: Mapping, progress: bool = True) -> dict:
     """``run`` for every value of ``experiments`` (a config, or ``(config, hooks)``), under the same keys.
 
-    One after another, or, when ``GEOVAE_SCHEDULER`` names a Dask scheduler
-    (``tcp://host:8786``), all at once on its workers: they write the cache entries, which are
-    then loaded here, so the cache folder must be on a filesystem the workers share. The
-    workers get this process's ``GEOVAE_*`` variables (the cache, the data).
+    Runs that differ only by seed, have no hooks and that this code never trained are trained
+    together as one stacked model (``stacking``), then loaded like any other. One group after
+    another, or, when ``GEOVAE_SCHEDULER`` names a Dask scheduler (``tcp://host:8786``), all at
+    once on its workers: they write the cache entries, which are then loaded here, so the cache
+    folder must be on a filesystem the workers share. The workers get this process's
+    ``GEOVAE_*`` variables (the cache, the data).
     """
     pairs = {name: value if isinstance(value, tuple) else (value, None) for name, value in experiments.items()}
-    address = os.environ.get(SCHEDULER)
-    if not address or dryrun.steps():
+    if dryrun.steps():
         return {name: run(config, hooks, progress) for name, (config, hooks) in pairs.items()}
+    groups = _stack_groups([config for config, hooks in pairs.values() if hooks is None])
+    address = os.environ.get(SCHEDULER)
+    if not address:
+        trained = set()
+        for group in groups:
+            trained |= set(_run_stacked(group, progress))
+        return {
+            name: dataclasses.replace(run(config, hooks, progress), from_cache=False)
+            if config in trained
+            else run(config, hooks, progress)
+            for name, (config, hooks) in pairs.items()
+        }
     from distributed import Client
 
     environment = {k: v for k, v in os.environ.items() if k.startswith("GEOVAE_") and k != SCHEDULER}
+    stacked = {config for group in groups for config in group}
     with Client(address) as client:
-        futures = {
-            name: client.submit(_run_on_worker, config, hooks, environment, pure=False)
-            for name, (config, hooks) in pairs.items()
-        }
-        trained = client.gather(futures)
+        futures = [client.submit(_on_worker, group, None, environment, pure=False) for group in groups]
+        futures += [
+            client.submit(_on_worker, [config], hooks, environment, pure=False)
+            for config, hooks in pairs.values()
+            if config not in stacked
+        ]
+        trained = set().union(*client.gather(futures)) if futures else set()
     results = {}
     for name, (config, hooks) in pairs.items():
-        results[name] = dataclasses.replace(run(config, hooks, progress=False), from_cache=not trained[name])
+        results[name] = dataclasses.replace(run(config, hooks, progress=False), from_cache=config not in trained)
         if progress:
-            print(f"{config.label()}: {'trained' if trained[name] else 'found in the cache'} by a worker of {address}")
+            said = "trained" if config in trained else "found in the cache"
+            print(f"{config.label()}: {said} by a worker of {address}")
     return results
 
 
-def _run_on_worker(config: ExperimentConfig, hooks, environment: dict) -> bool:
-    """On a Dask worker: ``run`` into the shared cache; True when it trained."""
+def _stack_groups(configs: list) -> list:
+    """The configs that will train stacked: groups of two or more stackable configs of one stack
+    key, none of which this code kept any state of."""
+    by_key = {}
+    for config in dict.fromkeys(configs):
+        if stackable(config) and not kept_epochs(version_folder(config)):
+            by_key.setdefault(stack_key(config), []).append(config)
+    return [group for group in by_key.values() if len(group) > 1]
+
+
+def _run_stacked(group: list, progress: bool) -> list:
+    """Train ``group`` stacked into the cache (``stacking.train_stacked``), each member's states
+    kept as its own run would keep them; the configs it trained (none when another process did
+    meanwhile: then each is loaded or resumed as usual)."""
+    folders = [version_folder(config) for config in group]
+    for config, folder in zip(group, folders):
+        _check_room(config, folder, 0)
+    with contextlib.ExitStack() as locks:
+        for config, folder in sorted(zip(group, folders), key=lambda pair: str(pair[1])):
+            locks.enter_context(_run_lock(folder.parent, config))
+        if any(kept_epochs(folder) for folder in folders):
+            return []
+        for config, folder in zip(group, folders):
+            _check_room(config, folder, _states_bytes(config))
+        image_shape = load_dataset(group[0].dataset).image_shape
+
+        def keeper(config, folder):
+            return lambda epoch, state: _write(
+                folder / f"{epoch}.pt", config.replace(epochs=epoch), None, state, image_shape
+            )
+
+        train_stacked(group, progress=progress, keeps=[keeper(c, f) for c, f in zip(group, folders)])
+    return group
+
+
+def _on_worker(group: list, hooks, environment: dict) -> set:
+    """On a Dask worker: a stacked group, or one run, into the shared cache; the configs it trained."""
     os.environ.update(environment)
-    return not run(config, hooks, progress=False).from_cache
+    if len(group) > 1:
+        return set(_run_stacked(group, progress=False))
+    return set() if run(group[0], hooks, progress=False).from_cache else {group[0]}
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from .config import ExperimentConfig
 from .data import experiment_split
 from .errors import TrainingDivergedError
 from .models import build_model, count_parameters
+from .stacking import stack_key, stackable
 from .training import Run, batch_terms, evaluate, start_training
 
 DRY_RUN = "GEOVAE_DRY_RUN"
@@ -57,7 +58,15 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
     seen = _MEASURED.get(_seedless(config))
     if seen is not None:
         record, history, image_shape = seen
-        _report({**record, "label": config.label(), "key": config.key(), "hooks": sorted(hooks or ())})
+        _report(
+            {
+                **record,
+                "label": config.label(),
+                "key": config.key(),
+                "stack": _stack(config, hooks),
+                "hooks": sorted(hooks or ()),
+            }
+        )
         model = build_model(config, image_shape).to(config.device).eval()
         return Run(config, model, [dict(row) for row in history], from_cache=False, image_shape=image_shape)
     cpu = config.replace(device="cpu")
@@ -100,6 +109,7 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
     record = {
         "label": config.label(),
         "key": config.key(),
+        "stack": _stack(config, hooks),
         "hooks": sorted(hooks or ()),
         "model": config.model,
         "dataset": config.dataset,
@@ -136,6 +146,11 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
     ]
     _MEASURED[_seedless(config)] = (record, history, image_shape)
     return Run(config, model, history, from_cache=False, image_shape=image_shape)
+
+
+def _stack(config: ExperimentConfig, hooks) -> str:
+    """The group the run trains in: its stack key when ``cache.run_many`` would stack it, else its own key."""
+    return stack_key(config) if stackable(config) and not hooks else config.key()
 
 
 def _report(record: dict) -> None:

@@ -108,10 +108,11 @@ class Autoencoder(nn.Module):
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar
 
-    def forward(self, x: torch.Tensor, pool: torch.Tensor | None = None) -> dict:
+    def forward(self, x: torch.Tensor, pool: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> dict:
         """``pool`` is R §3.1's matching pool of M images (``centres`` only; without one, the
         batch itself is the pool). The centres' outputs add ``matched`` (the images x*_k) and
-        ``centre_logits`` (D(v_k), for R's optional decoder term)."""
+        ``centre_logits`` (D(v_k), for R's optional decoder term). ``noise`` is the eps of the
+        reparameterisation (``sampled``; drawn from torch's generator when None)."""
         if pool is not None and self.latent != "centres":
             raise ValueError(f"a matching pool needs the 'centres' latent, not {self.latent!r}")
         mu, logvar = self.encode(x if pool is None else torch.cat([x, pool]))
@@ -128,7 +129,7 @@ class Autoencoder(nn.Module):
         if self.head is not None:
             out["class_logits"] = self.head(mu)
         if self.latent == "sampled":
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            z = mu + torch.exp(0.5 * logvar) * (torch.randn_like(mu) if noise is None else noise)
         elif self.latent == "quantized":
             z = mu + (out["quantized"] - mu).detach()
         else:

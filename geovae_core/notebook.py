@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import matplotlib
 import matplotlib.pyplot as plt
 
+from . import dryrun
 from .cache import run_many
 from .chapters import Chapter
 from .plotting import claims_figure
@@ -124,6 +125,8 @@ class ChapterPage:
         value}}. Stage k holds each run after its epochs // 2**k (the whole budget first, then
         half of it, ...), as far as every run has a distinct kept state; ``final`` is False for
         the earlier stages, which a chapter may score on a fixed subset (it says so)."""
+        if dryrun.steps():  # a dry run builds and steps the runs; it measures nothing
+            return Followed([{}])
         pairs = {k: v if isinstance(v, tuple) else (v, None) for k, v in experiments.items()}
         depth = min(config.epochs.bit_length() for config, _ in pairs.values())
         stages = []

@@ -169,15 +169,15 @@ def train(
             refresh=False,
         )
         if epoch in kept:
-            _check_finite(config.replace(epochs=epoch), model, history)
-            keep(epoch, _state(epoch, model, optimizer, order, history, config.device))
+            check_finite(config.replace(epochs=epoch), model, history)
+            keep(epoch, run_state(epoch, model, optimizer, order, history, config.device))
     bar.close()
     model.eval()
-    _check_finite(config, model, history)
+    check_finite(config, model, history)
     return Run(config, model, history, from_cache=False, image_shape=image_shape)
 
 
-def _state(epoch: int, model, optimizer, order: torch.Generator, history: list, device: str) -> dict:
+def run_state(epoch: int, model, optimizer, order: torch.Generator, history: list, device: str) -> dict:
     """Everything a run needs to go on after ``epoch``, as plain data on the CPU."""
     state = {
         "epoch": epoch,
@@ -252,7 +252,7 @@ def plain_progress() -> bool:
     return shell is None or any(isinstance(cell, str) and cell.startswith("# Parameters") for cell in history)
 
 
-def _check_finite(config: ExperimentConfig, model: torch.nn.Module, history: list) -> None:
+def check_finite(config: ExperimentConfig, model: torch.nn.Module, history: list) -> None:
     """Raise TrainingDivergedError naming the NaN/inf weight tensors and recorded metrics."""
     bad = [
         f"weight {name}"

@@ -1,6 +1,7 @@
 """The book's pages as the runner sees them: one list (the table of contents), run in stages,
 picked by id, and current or stale by a fingerprint that follows the code they import."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def test_notebooks_are_stored_with_checked_outputs_only(notebook):
 @pytest.mark.parametrize("notebook", [n for n in book_notebooks() if n != LEDGER], ids=lambda p: p.name)
 def test_chapters_have_a_parameters_cell_with_a_profile(notebook):
     cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1 and "profile = " in cells[0].source
+    assert len(cells) == 1 and re.search(r"^profile(: str)? = ", cells[0].source, re.M)
 
 
 def test_the_fingerprint_follows_the_profile():

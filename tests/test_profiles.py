@@ -97,7 +97,9 @@ def _parameters_cell_names(notebook):
     import nbformat
 
     cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
-    return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+    tree = ast.parse(cell.source).body
+    plain = {t.id for node in tree if isinstance(node, ast.Assign) for t in node.targets}
+    return plain | {node.target.id for node in tree if isinstance(node, ast.AnnAssign)}
 
 
 @pytest.mark.parametrize("chapter_id", CHAPTER_IDS)

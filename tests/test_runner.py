@@ -99,6 +99,7 @@ def test_list_shows_each_page_s_state_and_how_to_rerun_it(book, monkeypatch):
 def test_a_dry_run_builds_and_steps_a_config_without_training_or_touching_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cache").mkdir()
+    (SESSION_CACHE / "data").mkdir(parents=True, exist_ok=True)
     (tmp_path / "cache" / "data").symlink_to(SESSION_CACHE / "data")
     monkeypatch.setenv("GEOVAE_DRY_RUN", "3")
     monkeypatch.setenv("GEOVAE_DRY_RUN_REPORT", str(tmp_path / "report.jsonl"))
@@ -141,21 +142,29 @@ def test_the_runner_s_dry_run_checks_a_chapter_at_paper_size(tmp_path, monkeypat
     printed = runner_output("--profile", "paper", "--dry-run", "--only", "N1")
     paper, seeds = n1.SETTINGS.profile("paper"), SHARED["paper"]["seeds"]
     assert re.search(
-        rf"N1-autoencoders-generate \(paper, dry run\): {2 * len(seeds)} runs, largest [\d.]+ M "
-        r"parameters, peak memory [\d,]+ MB; projected [\d.]+ (s|min|h) on one GPU, [\d.]+ (s|min|h) at "
+        rf"N1-autoencoders-generate \(paper, dry run\): {2 * len(seeds) + 1} runs \(3 stacked groups\), largest "
+        r"[\d.]+ M parameters, peak memory [\d,]+ MB; projected [\d.]+ (s|min|h) on one GPU, [\d.]+ (s|min|h) at "
         r"this CPU's measured speed; checked in",
         printed,
     ), printed
     entry = json.loads((executed / "dry-run.json").read_text())["chapters"]["N1"]
     assert entry["error"] is None and entry["profile"] == "paper"
-    by_data = {d: [r for r in entry["records"] if r["dataset"] == d] for d in ("mnist", "celeba")}
+    aes = [r for r in entry["records"] if r["model"] != "mlp_classifier"]  # and the MNIST judge
+    assert len(aes) == len(entry["records"]) - 1
+    by_data = {d: [r for r in aes if r["dataset"] == d] for d in ("mnist", "celeba")}
     assert [len(v) for v in by_data.values()] == [len(seeds), len(seeds)]
     assert {r["epochs"] for r in by_data["celeba"]} == {paper["celeba_epochs"]}
     assert {(r["epochs"], r["train_images"]) for r in by_data["mnist"]} == {(paper["epochs"], paper["train_size"])}
     assert entry["largest_parameters"] == max(r["parameters"] for r in entry["records"])
+    stacked = {}  # the seeds of a dataset's AE step together: one floor per step, every member's arithmetic
+    for r in entry["records"]:
+        stacked.setdefault(r["stack"], []).append(r)
+    assert sorted(len(members) for members in stacked.values()) == [1, len(seeds), len(seeds)]
     gpu = sum(
-        r["epochs"] * r["steps_per_epoch"] * max(r["flops_per_step"] / book_report.GPU_FLOPS, FLOOR)
-        for r in entry["records"]
+        g[0]["epochs"]
+        * g[0]["steps_per_epoch"]
+        * max(sum(r["flops_per_step"] for r in g) / book_report.GPU_FLOPS, FLOOR)
+        for g in stacked.values()
     )
     assert entry["gpu_hours"] == pytest.approx(gpu / 3600)
     assert sorted((SESSION_CACHE / "runs").rglob("*.pt")) == entries  # nothing trained, nothing cached
