@@ -263,13 +263,20 @@ def _type_name(value) -> str:
     return type(value).__name__
 
 
+# The formatter would wrap a long knob's value in brackets and part it from its comment, which
+# papermill reads as the knob's help; papermill skips these comment lines.
+FORMAT_OFF, FORMAT_ON = "# fmt: off", "# fmt: on"
+
+
 def annotated_parameters(settings: Settings, source: str) -> str:
     """A chapter's parameters cell with each knob typed and its comment ending in its ``quick``
     and ``paper`` values (``papermill --help-notebook`` shows type, values and meaning); the
     comment's own words, which give the documents' values, are kept."""
     quick, paper = settings.profile("quick"), settings.profile("paper")
-    lines = []
+    lines = [FORMAT_OFF]
     for line in source.splitlines():
+        if line in (FORMAT_OFF, FORMAT_ON):
+            continue
         name = line.split("=")[0].split(":")[0].strip()
         if name == "profile":
             lines.append(PROFILE_KNOB)
@@ -280,4 +287,4 @@ def annotated_parameters(settings: Settings, source: str) -> str:
         words = line.partition("#")[2].split(" [quick")[0].strip()
         values = f"quick {quick[name]!r}" + (f", paper {paper[name]!r}" if paper[name] != quick[name] else "")
         lines.append(f"{name}: {_type_name(quick[name])} = None  # {words} [{values}]")
-    return "\n".join(lines)
+    return "\n".join([*lines, FORMAT_ON])
