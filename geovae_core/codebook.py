@@ -43,16 +43,23 @@ def perplexity(indices: torch.Tensor, size: int) -> float:
     return float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
 
 
-def distinct_codes(codes: torch.Tensor, encodings: torch.Tensor, sample: int = 2000) -> int:
-    """How many codes remain when every code nearer to an earlier code than the median
-    nearest-neighbour distance among ``encodings`` (vectors [N, D], the first ``sample``) is
-    dropped (``criteria.DISTINCT_CODE``): K for a healthy codebook, 1 when all codes collapsed."""
+def distinct_mask(codes: torch.Tensor, encodings: torch.Tensor, sample: int = 2000) -> torch.Tensor:
+    """Per code [K], whether it is kept as distinct: it is not nearer to an earlier code than the
+    median nearest-neighbour distance among ``encodings`` (vectors [N, D], the first ``sample``;
+    ``criteria.DISTINCT_CODE``). The first code is always kept."""
     vectors = as_vectors(encodings)[:sample]
     between = distances(vectors, vectors)
     between.fill_diagonal_(float("inf"))
     tolerance = between.min(dim=1).values.median()
     close = distances(codes, codes) < tolerance
-    return int(len(codes) - torch.triu(close, diagonal=1).any(dim=0).sum())
+    return ~torch.triu(close, diagonal=1).any(dim=0)
+
+
+def distinct_codes(codes: torch.Tensor, encodings: torch.Tensor, sample: int = 2000) -> int:
+    """How many codes remain when every code nearer to an earlier code than the median
+    nearest-neighbour distance among ``encodings`` is dropped (``distinct_mask``): K for a
+    healthy codebook, 1 when all codes collapsed."""
+    return int(distinct_mask(codes, encodings, sample).sum())
 
 
 @torch.no_grad()
@@ -98,6 +105,16 @@ class Codebook(nn.Module):
         chosen = torch.randperm(len(unique), generator=generator)[: self.size].to(unique.device)
         self.codes.data.copy_(unique[chosen])
         self.initialised.fill_(True)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A ``ClusterCentres``' state loads as a codebook started at the centres: P App. A.4.1's
+        protocol trains R §3.1's centres first, then relaxes that constraint into the
+        nearest-code pull (a warm start, ``init_from``, from the centres' run). The centres'
+        ``initial`` state is dropped and the codes count as initialised."""
+        if prefix + "initial" in state_dict and prefix + "initialised" not in state_dict:
+            del state_dict[prefix + "initial"]
+            state_dict[prefix + "initialised"] = torch.tensor(True)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def _ema_update(self, vectors: torch.Tensor, indices: torch.Tensor) -> None:

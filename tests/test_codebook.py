@@ -327,3 +327,47 @@ def test_training_with_a_pool_records_the_centre_steps(monkeypatch, tmp_path):
     total = sum(steps)
     drift = (result.model.codebook.codes.detach() - result.model.codebook.initial).norm(dim=1).mean()
     assert float(drift) <= total + 1e-5  # the triangle inequality over the epochs
+
+
+def test_distinct_mask_keeps_the_first_of_each_close_group_and_agrees_with_the_count():
+    from geovae_core.codebook import distinct_codes, distinct_mask
+
+    grid = torch.stack(torch.meshgrid(torch.arange(10.0), torch.arange(10.0), indexing="ij"), -1).view(-1, 2)
+    codes = torch.tensor([[0.0, 0.0], [0.0, 0.5], [5.0, 5.0], [5.0, 5.9], [9.0, 0.0]])
+    assert distinct_mask(codes, grid).tolist() == [True, False, True, False, True]
+    assert distinct_codes(codes, grid) == int(distinct_mask(codes, grid).sum()) == 3
+
+
+def test_a_centres_state_loads_as_a_codebook_started_at_the_centres():
+    """P App. A.4.1's relaxed stage starts from the centres' run: its state loads into a codebook
+    (gradient or EMA), whose codes count as initialised and are not reset by the training loop."""
+    centres = build_model(_centre_config(codebook_size=4), (1, 28, 28))
+    centres.codebook.codes.data = torch.arange(16.0).view(4, 4)
+    state = centres.state_dict()
+    assert "codebook.initial" in state
+    for decay in (None, 0.99):
+        model = build_model(_centre_config(codebook_size=4, latent="codebook", codebook_decay=decay), (1, 28, 28))
+        model.load_state_dict(state)
+        assert bool(model.codebook.initialised) and torch.equal(model.codebook.codes, torch.arange(16.0).view(4, 4))
+        model.initialise_codebook(torch.rand(64, 1, 28, 28), torch.Generator().manual_seed(0))
+        assert torch.equal(model.codebook.codes, torch.arange(16.0).view(4, 4))
+    fresh = build_model(_centre_config(codebook_size=4, latent="codebook"), (1, 28, 28)).state_dict()
+    assert "codebook.initial" not in fresh and not bool(fresh["codebook.initialised"])
+
+
+def test_p_s_protocol_trains_the_centres_then_relaxes_them_into_a_codebook(monkeypatch, tmp_path):
+    from geovae_core.training import start_training, warm_start_weights
+
+    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path))
+    common = dict(optimizer="adam", lr=1e-3, epochs=2, train_size=256, test_size=64, batch_size=64, codebook_size=3)
+    centres = _centre_config(pool_size=32, loss_terms=(("recon", 1.0), ("centre_pull", 0.1)), **common)
+    relaxed = centres.replace(latent="codebook", pool_size=0, loss_terms=(("recon", 1.0), ("pull", 0.1)))
+    relaxed = relaxed.replace(init_from=centres)
+    first = run(centres, progress=False)
+    model = build_model(relaxed, (1, 28, 28))
+    model.load_state_dict(warm_start_weights(relaxed, (1, 28, 28), first.model.state_dict()))
+    start_training(model, relaxed, torch.rand(256, 1, 28, 28))
+    assert torch.equal(model.codebook.codes, first.model.codebook.codes)  # the relaxed stage starts at the centres
+    second = run(relaxed, progress=False)
+    assert "train_pull" in second.final and second.model.codebook.codes.shape == (3, 4)
+    assert not torch.equal(second.model.codebook.codes, first.model.codebook.codes)  # and the codes move on
