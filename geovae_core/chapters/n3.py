@@ -1,9 +1,24 @@
-"""N3 · Gaussian balls and the CV of nearest-neighbour distances (P §2.1): the chapter's knobs per profile.
+"""N3 · Gaussian balls and the CV of nearest-neighbour distances (P §2.1, Fig 2): the chapter's
+knobs per profile, the runs it trains, its claims and how each is measured.
 
 ``base`` is the ``quick`` profile; ``smoke`` and ``paper`` override some of it (``profiles.Settings``).
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig
+from ..criteria import Criterion
+from ..data import load_dataset
+from ..errors import DatasetNotFoundError
+from ..geometry import cv_nnd, cv_nnd_hook
 from ..profiles import ADAM_SQUARED_ERROR, Settings
+from ..results import ClaimSpec
+from ..verdicts import Controls
 from . import Chapter
 
 SETTINGS = Settings(
@@ -13,12 +28,12 @@ SETTINGS = Settings(
         widths=[512, 256],
         cnn_widths=[32, 64, 128],
         betas=[0.05, 0.1],
-        epochs=10,
+        epochs=20,
         batch_size=128,
         train_size=10000,
         cv_batches=16,
         cv_batch_size=128,
-        cv_draws=100,
+        cv_draws=20,
         ball_classes=[0, 1],
         balls_per_class=10,
         ball_samples=50,
@@ -26,8 +41,320 @@ SETTINGS = Settings(
     smoke=dict(
         widths=[64], cnn_widths=[8, 16, 32], epochs=2, train_size=1000, cv_batches=2, cv_draws=10, ball_samples=20
     ),
-    paper=dict(epochs=20, train_size=60000, cv_draws=1000, ball_samples=200),
+    paper=dict(train_size=60000, cv_draws=1000, ball_samples=200),
     main=("epochs", "seeds", "betas", "cv_draws"),
 )
 
 CHAPTER = Chapter("N3", "Gaussian balls and the CV of nearest-neighbour distances", "P §2.1", SETTINGS)
+
+BUDGET = 20  # P Fig 2b's 20 epochs
+DATASETS = {"fashion_mnist": "FashionMNIST", "cifar10": "CIFAR-10"}
+READINGS = {"cv_nnd_mu": "μ", "cv_nnd_sampled": "z = μ + σε"}
+KINDS = (("VAE", "sampled"), ("AE with KL", "mean"))
+CLUMP = 20  # the controls move one code in CLUMP next to another
+
+LOWER_ONCE_TRAINED = Criterion(
+    "lower once trained",
+    "largest CV-NND(VAE) / CV-NND(AE with KL) over β and over the epochs of the last half of the training",
+    "<",
+    1.0,
+    "P: 'the CV values for VAE are consistently lower than those for AE', read off 20 epochs of training. "
+    "Consistently is every β and every epoch once the models have trained: the last half of the epochs "
+    "(the first, while both models leave their initialisation, are not what P's sentence is about). A "
+    "ratio below 1 at each of them; one epoch above is enough to fail.",
+)
+
+
+def claim_id(dataset: str, key: str) -> str:
+    """The claim of ``dataset`` read on ``key`` (μ, or sampled codes)."""
+    return f"N3-cv-vae-below-aekl-{dataset}" + ("-sampled" if key == "cv_nnd_sampled" else "")
+
+
+def _spec(dataset: str, key: str) -> ClaimSpec:
+    sampled = key == "cv_nnd_sampled"
+    return ClaimSpec(
+        claim_id(dataset, key),
+        "P Fig 2b",
+        f"On {DATASETS[dataset]}, once trained, the VAE's codes {READINGS[key]} are more evenly spaced than the "
+        "AE with KL's (lower CV-NND) for every β" + (", each model's codes drawn with its own σ." if sampled else "."),
+        "P §2.1: 'the CV values for VAE are consistently lower than those for AE'"
+        + ("; P Fig 2b: 'each batch sampled 1,000 times'." if sampled else "."),
+        LOWER_ONCE_TRAINED,
+        "n3-fig2b",
+    )
+
+
+CLAIMS = {c.id: c for c in (_spec(dataset, key) for dataset in DATASETS for key in READINGS)}
+
+
+def present_datasets() -> tuple:
+    """([datasets present], {dataset absent: why}) of Fig 2b's datasets in this data folder."""
+    absent = {}
+    for dataset in DATASETS:
+        try:
+            load_dataset(dataset)
+        except DatasetNotFoundError as missing:
+            absent[dataset] = str(missing)
+    return [d for d in DATASETS if d not in absent], absent
+
+
+def ball_config(params) -> ExperimentConfig:
+    """P Fig 2a's VAE on MNIST (β = 1, BCE), the first seed."""
+    return ExperimentConfig(
+        model="mlp",
+        dataset="mnist",
+        latent="sampled",
+        latent_dim=params.latent_dim,
+        widths=tuple(params.widths),
+        activation="relu",
+        likelihood="bernoulli",
+        loss_terms=(("recon", 1.0), ("kl", 1.0)),
+        optimizer="adam",
+        lr=params.lr,
+        init_std=None,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        train_size=params.train_size,
+        seed=params.seeds[0],
+        device=params.device,
+    )
+
+
+def experiments(params, datasets) -> dict:
+    """Every run of the chapter: the balls' VAE, and per dataset present, β, model and seed a VAE
+    or an AE with KL (the same encoder and KL; it decodes μ) recording its CV-NND every epoch."""
+    hooks = cv_nnd_hook(params.cv_batches, params.cv_batch_size, params.cv_draws)
+    out = {"balls": ball_config(params)}
+    for dataset in datasets:
+        family, widths = ("mlp", params.widths) if dataset != "cifar10" else ("conv", params.cnn_widths)
+        for beta in params.betas:
+            for kind, latent in KINDS:
+                for s in params.seeds:
+                    config = ball_config(params).replace(
+                        model=family,
+                        dataset=dataset,
+                        latent=latent,
+                        widths=tuple(widths),
+                        likelihood=params.likelihood,
+                        loss_terms=(("recon", 1.0), ("kl", beta)),
+                        seed=s,
+                    )
+                    out[dataset, beta, kind, s] = (config, hooks)
+    return out
+
+
+def settings_rows(params) -> list:
+    """The "P and this run" table."""
+    widths = "-".join(map(str, params.widths))
+    return [
+        (
+            "Fig 2a model",
+            "a VAE on MNIST",
+            f"MLP VAE 784-{widths}-{params.latent_dim}, BCE, β = 1, {params.epochs} epochs on "
+            f"{params.train_size:,} images",
+        ),
+        (
+            "Fig 2a points",
+            "128 test samples; 10 from each of two classes drawn",
+            f"first 128 test images; {params.balls_per_class} of classes {params.ball_classes[0]} and "
+            f"{params.ball_classes[1]} drawn, {params.ball_samples} points per ball",
+        ),
+        (
+            "Fig 2b models",
+            "VAE and AE with KL",
+            "VAE (decodes z = μ + σε) and AE with KL (decodes μ), same encoder and KL",
+        ),
+        (
+            "Fig 2b nets",
+            "FFN (FashionMNIST), custom CNN (CIFAR-10)",
+            f"MLP 784-{widths}-{params.latent_dim}; CNN channels {params.cnn_widths}",
+        ),
+        ("reconstruction", "not stated (P §1: ‖x − x̂‖²)", params.likelihood),
+        ("β", "0.05, 0.1", ", ".join(map(str, params.betas))),
+        (
+            "optimiser, epochs",
+            "Adam 0.001, 20 epochs",
+            f"Adam {params.lr:g}, {params.epochs} epochs on {params.train_size:,} images",
+        ),
+        ("seeds", "not stated", f"{params.seeds}: every claim is decided over all of them"),
+        (
+            "CV-NND",
+            "test set, batch 128, 16 batches, each batch sampled 1,000 times",
+            f"first {params.cv_batches} × {params.cv_batch_size} test images, after every epoch; on μ, and on "
+            f"z = μ + σε drawn {params.cv_draws} times per batch",
+        ),
+    ]
+
+
+def ratios(runs: dict, dataset: str, seed: int, key: str, betas, against: str = "AE with KL") -> np.ndarray:
+    """CV(VAE) / CV(``against``) per β (rows) and epoch (columns) of the runs' histories."""
+    return np.array(
+        [
+            np.array(runs[dataset, b, "VAE", seed].curve(key)) / np.array(runs[dataset, b, against, seed].curve(key))
+            for b in betas
+        ]
+    )
+
+
+def last_half(table: np.ndarray) -> float:
+    """``LOWER_ONCE_TRAINED``'s measure: the largest of a [β, epoch] table of ratios over the
+    epochs of the last half (from epoch e/2 + 1 of e; the one epoch of a one-epoch run)."""
+    return float(table[:, table.shape[1] // 2 :].max())
+
+
+@dataclass
+class Measuring:
+    """The claims read the runs' per-epoch CV-NND (``geometry.cv_nnd_hook``): a run kept after e
+    epochs carries its history up to e, so each kept state is measured with no recomputation.
+    ``details`` holds the whole budget's extra numbers."""
+
+    params: object
+    datasets: list
+    details: dict = field(default_factory=dict)
+
+    def __call__(self, runs: dict, final: bool) -> dict:
+        """{claim id: {seed: value}} for the runs of one stage (the same measurement at every stage)."""
+        out = {claim: {} for claim in CLAIMS}
+        for dataset in self.datasets:
+            for key in READINGS:
+                for s in self.params.seeds:
+                    table = ratios(runs, dataset, s, key, self.params.betas)
+                    out[claim_id(dataset, key)][s] = last_half(table)
+                    if final:
+                        above = [np.nonzero(row >= 1)[0] for row in table]
+                        self.details[dataset, key, "seeds"] = self.seed_spread(runs, dataset, key)
+                        self.details[dataset, key, s] = {
+                            "all_epochs": float((table < 1).mean()),
+                            "last_above": max((int(a[-1]) + 1 if len(a) else 0) for a in above),
+                        }
+        return out
+
+    def controls(self, runs: dict) -> dict:
+        """Per claim measured, from the first seed's AE with KL (first β) on the CV-NND's test
+        batches: its codes with one in twenty moved next to another, against the codes themselves
+        (less even: must fail), and the codes against that clumped copy (more even: must pass)."""
+        s, beta = self.params.seeds[0], self.params.betas[0]
+        out = {}
+        for dataset in self.datasets:
+            model, test = runs[dataset, beta, "AE with KL", s].model, load_dataset(dataset).test_images
+            for key in READINGS:
+                codes = self.codes(model, test, key == "cv_nnd_sampled")
+                plain, moved = float(cv_nnd(codes).mean()), float(cv_nnd(clumped(codes, CLUMP)).mean())
+                what = f"the AE with KL's codes {READINGS[key]} (seed {s}, β = {beta})"
+                out[claim_id(dataset, key)] = Controls(
+                    (moved / plain, f"{what} with one in {CLUMP} moved next to another, against themselves"),
+                    (plain / moved, f"{what} against that clumped copy"),
+                )
+        return out
+
+    def seed_spread(self, runs: dict, dataset: str, key: str) -> float:
+        """Two seeds of the AE with KL read as the verdict reads the VAE against it, both ways
+        round, the lower kept: how far below 1 the seed-to-seed difference of one model goes."""
+        seeds, betas = self.params.seeds, self.params.betas
+        one, other = seeds[0], seeds[1] if len(seeds) > 1 else seeds[0]
+        curves = {s: np.array([runs[dataset, b, "AE with KL", s].curve(key) for b in betas]) for s in (one, other)}
+        return min(last_half(curves[one] / curves[other]), last_half(curves[other] / curves[one]))
+
+    @torch.no_grad()
+    def codes(self, model, test: torch.Tensor, sampled: bool) -> torch.Tensor:
+        """The codes of the CV-NND's test batches [batches, batch, D]: μ, or one draw of μ + σε."""
+        p = self.params
+        x = test[: p.cv_batches * p.cv_batch_size].to(p.device)
+        mu, logvar = model.encode(x)
+        if sampled:
+            mu = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+        return mu.view(-1, min(p.cv_batch_size, len(mu)), mu.shape[-1])
+
+
+def clumped(codes: torch.Tensor, every: int = 10) -> torch.Tensor:
+    """Codes [..., N, D] with every ``every``-th moved next to its successor (at a hundredth of
+    the batch's median nearest-neighbour distance): a batch made less even in a known way."""
+    out = codes.clone()
+    d = torch.cdist(codes, codes)
+    d.diagonal(dim1=-2, dim2=-1).fill_(float("inf"))
+    step = d.min(dim=-1).values.median(dim=-1).values[..., None] / 100
+    index = torch.arange(0, codes.shape[-2] - 1, every)
+    direction = torch.nn.functional.normalize(torch.ones_like(codes[..., index, :]), dim=-1)
+    out[..., index, :] = codes[..., index + 1, :] + step[..., None] * direction
+    return out
+
+
+def draw_cv_panel(ax, runs: dict, dataset: str, beta: float, key: str, seeds, absent) -> dict | None:
+    """One panel of P Fig 2b: CV per epoch, the mean over seeds of each model as a line and their
+    range as a band; a dataset ``absent`` here says so. Returns {model: mean curve} or None."""
+    ax.set_title(f"{DATASETS[dataset]}, β = {beta}: {READINGS[key]}", fontsize=9)
+    if dataset in absent:
+        ax.text(0.5, 0.5, "data absent\nnot measured", ha="center", va="center", transform=ax.transAxes, color="0.4")
+        ax.set(xticks=[], yticks=[])
+        return None
+    means = {}
+    for (kind, _), colour in zip(KINDS, ("tab:blue", "tab:orange")):
+        curves = np.array([runs[dataset, beta, kind, s].curve(key) for s in seeds])
+        epochs = np.arange(1, curves.shape[1] + 1)
+        means[kind] = curves.mean(0)
+        ax.plot(epochs, means[kind], color=colour, label=kind)
+        ax.fill_between(epochs, curves.min(0), curves.max(0), color=colour, alpha=0.2, lw=0)
+    ax.set(xlabel="epoch", ylabel="CV of NN distances")
+    return means
+
+
+def crossing_text(means: dict) -> str:
+    """What the mean curves of Fig 2b's panels ({β: {model: mean curve}}) show, in words."""
+    parts = []
+    for beta, curves in means.items():
+        start, end = below_from(curves["VAE"], curves["AE with KL"]), f"{curves['VAE'][-1]:.2f}"
+        end += f" against {curves['AE with KL'][-1]:.2f}"
+        parts.append(
+            f"β = {beta}: " + (f"below from epoch {start} ({end} at the end)" if start else f"not below ({end})")
+        )
+    return "; ".join(parts)
+
+
+def claims(params, followed, measuring: Measuring, controls: dict, runs: dict, absent: dict) -> list:
+    """The chapter's claims as measured (see ``CLAIMS``); a dataset absent here is not measured."""
+    out, seeds = [], params.seeds
+    for spec in CLAIMS.values():
+        dataset = next(d for d in DATASETS if spec.id.removesuffix("-sampled").endswith(d))
+        key = "cv_nnd_sampled" if spec.id.endswith("-sampled") else "cv_nnd_mu"
+        if dataset in absent:
+            out.append(spec.claim(followed, params.epochs, BUDGET, reason=f"{DATASETS[dataset]} data absent here"))
+            continue
+        d = {s: measuring.details[dataset, key, s] for s in seeds}
+        out.append(
+            spec.claim(
+                followed,
+                params.epochs,
+                BUDGET,
+                controls=controls[spec.id],
+                measured="share of all (β, epoch) pairs with the VAE below, the early epochs included: "
+                + ", ".join(f"{d[s]['all_epochs']:.0%}" for s in seeds)
+                + "; last epoch with the VAE not below: "
+                + ", ".join(str(d[s]["last_above"]) for s in seeds)
+                + f" (of {params.epochs}, 0: none); two seeds of the AE with KL read alike (seed against seed, "
+                f"both ways, the lower): {measuring.details[dataset, key, 'seeds']:.3f}",
+                runs=[r for k, r in runs.items() if k != "balls" and k[0] == dataset],
+            )
+        )
+    return out
+
+
+def below_from(vae: np.ndarray, ae: np.ndarray) -> int | None:
+    """The first epoch (1-based) from which the curve ``vae`` stays below ``ae`` to the end; None if it ends above."""
+    above = np.nonzero(vae >= ae)[0]
+    if len(above) and above[-1] == len(vae) - 1:
+        return None
+    return int(above[-1]) + 2 if len(above) else 1
+
+
+def ball_layout(fit: dict, chosen: dict) -> dict:
+    """Where P Fig 2a's drawn balls lie in the 3-D map: their mean radius (the ellipsoids' mean
+    semi-axis) and the mean distance between their centres within a class and between the two."""
+    centres = {c: torch.stack([fit["ellipsoids"][i][0] for i in idx]) for c, idx in chosen.items()}
+    radius = float(torch.stack([fit["ellipsoids"][i][1].mean() for idx in chosen.values() for i in idx]).mean())
+    a, b = centres.values()
+    within = [torch.pdist(c).mean() for c in (a, b) if len(c) > 1]
+    return {
+        "radius": radius,
+        "within": float(torch.stack(within).mean()) if within else float("nan"),
+        "between": float(torch.cdist(a, b).mean()),
+    }
