@@ -1,9 +1,29 @@
-"""N10 · VQ-AE: from one code to a codebook of many (P §3.5, App. A.5; R §4.3): the chapter's knobs per profile.
+"""N10 · VQ-AE: from one code to a codebook of many (P §3.5, App. A.5; R §4.3): the chapter's knobs
+per profile, the runs it trains, its claims and how each is measured.
 
 ``base`` is the ``quick`` profile; ``smoke`` and ``paper`` override some of it (``profiles.Settings``).
+
+P Fig 18 perturbs "the first dimension of the first vector"; in a 7 × 7 map the first vector is
+the top-left position, which covers a background corner, so such a perturbation can hardly move
+the class. Here each image's perturbed vector is the one over its garment: the map position whose
+4 × 4-pixel block holds the most ink (``garment_positions``); the top-left one is shown beside it.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..codebook import as_vectors, code_statistics
+from ..config import ExperimentConfig
+from ..criteria import COMPARABLE, NOISE_LIKE, RECOGNISED, Criterion, compared
+from ..geometry import distances
+from ..metrics import SampleQuality, excess_ratio
 from ..profiles import ADAM_SQUARED_ERROR, Settings
+from ..results import ClaimSpec
+from ..verdicts import Controls
 from . import Chapter
 
 SETTINGS = Settings(
@@ -25,3 +45,310 @@ SETTINGS = Settings(
 )
 
 CHAPTER = Chapter("N10", "VQ-AE: from one code to a codebook of many", "P §3.5, App. A.5; R §4.3", SETTINGS)
+
+BUDGET = 5  # P Fig 9: 'trained for 5 epochs'
+DELTAS = [0, 1, 5, 10, 15, 30, 50, 100]  # P Fig 18: +1 … +100
+PERTURBED = 256  # held-out images whose perturbation paths are measured
+TEST_SIZE = 2000  # test images each epoch's loss is evaluated on (the claims use ``fd_samples`` held-out ones)
+
+
+def models(params) -> dict:
+    """{name: (codebook size, map shape)}: P Fig 9's two small models and the 7 × 7 one."""
+    return {"a": (20, (2, 2)), "b": (50, (4, 5)), "main": (params.map_codebook_size, (7, 7))}
+
+
+def label(params, name: str) -> str:
+    size, (h, w) = models(params)[name]
+    return {"a": "(a) ", "b": "(b) ", "main": ""}[name] + f"{size} codes, {h} × {w} map"
+
+
+NO_TRANSITION = Criterion(
+    "distortion, not a transition",
+    "share of images never read as another class (calibrated probability ≥ 0.9) at any δ up to +100 (0 when "
+    "the mean change from δ = 0 ever shrinks as δ grows)",
+    ">=",
+    0.8,
+    "P: 'no matter how much perturbation is added, the model does not gain a transition capability. Instead, it "
+    "only increases distortion': the change grows, and four in five images are never confidently another class. "
+    "A distorted image the judge cannot read confidently is distortion, not a transition.",
+)
+
+CLAIMS = {
+    c.id: c
+    for c in (
+        ClaimSpec(
+            "N10-quantised-close-to-direct",
+            "P Fig 16; R Fig 4.4",
+            "Quantised reconstructions are close to direct ones (7 × 7 model).",
+            "P §3.5: the model 'still correctly reconstructs inputs, whether using the encoder's representation or "
+            "finding the nearest neighbor in the codebook'.",
+            COMPARABLE,
+            "n10-fig16",
+        ),
+        ClaimSpec(
+            "N10-random-combinations-meaningless",
+            "P Figs 9, 17; R Fig 4.5",
+            "Random combinations of codes are meaningless, for every model.",
+            "P §3.5: 'randomly sampling from the codebook produces meaningless, fragmented outputs'.",
+            compared(
+                f"smallest over models of the {NOISE_LIKE.measure}",
+                NOISE_LIKE.comparison,
+                NOISE_LIKE.threshold,
+                NOISE_LIKE.why,
+            ),
+            "n10-fig9",
+        ),
+        ClaimSpec(
+            "N10-perturbations-distort",
+            "P Fig 18; R Fig 4.6",
+            "Perturbing the vector over the garment only adds distortion: the change grows with δ, and the image is "
+            "not turned into another class.",
+            "P App. A.4.2: 'no matter how much perturbation is added, the model does not gain a transition capability. "
+            "Instead, it only increases distortion'.",
+            NO_TRANSITION,
+            "n10-fig18",
+        ),
+    )
+}
+
+
+def vq_config(params, name: str, seed: int) -> ExperimentConfig:
+    """P §3.5's VQ-AE: a convolutional encoder to a [C, h, w] map, every position pulled toward
+    its nearest code of an EMA codebook, the decoder given the encoder's own map (path A)."""
+    size, shape = models(params)[name]
+    return ExperimentConfig(
+        model="conv_map",
+        dataset="fashion_mnist",
+        latent="codebook",
+        latent_dim=params.map_channels,
+        map_shape=shape,
+        widths=tuple(params.cnn_widths),
+        activation="relu",
+        likelihood=params.likelihood,
+        loss_terms=(("recon", 1.0), ("pull", params.pull_weight)),
+        codebook_size=size,
+        codebook_decay=params.codebook_decay,
+        optimizer="adam",
+        lr=params.lr,
+        init_std=None,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        train_size=params.train_size,
+        test_size=TEST_SIZE,
+        seed=seed,
+        device=params.device,
+    )
+
+
+def experiments(params) -> dict:
+    """Every run: the three VQ-AEs per seed."""
+    return {(name, s): vq_config(params, name, s) for name in models(params) for s in params.seeds}
+
+
+def settings_rows(params) -> list:
+    """The "P and this run" table."""
+    c = params.map_channels
+    return [
+        ("data", "FashionMNIST", f"FashionMNIST, the first {params.train_size:,} training images"),
+        (
+            "encoder",
+            "convolutional, output map [B, C, h, w]",
+            f"stride-2 convolutions {params.cnn_widths}, a 1 × 1 convolution to C = {c}, pooled to the map size",
+        ),
+        (
+            "maps and codebooks",
+            "(a) 4 vectors, 20 codes; (b) 20 vectors, 50 codes; 7 × 7 × 512, about 100 codes",
+            f"(a) 2 × 2, 20 codes; (b) 4 × 5, 50 codes; 7 × 7 × {c}, {params.map_codebook_size} codes",
+        ),
+        (
+            "codebook update",
+            "EMA (VQ-VAE convention)",
+            f"EMA, α = {1 - params.codebook_decay:.2g}; codes start at distinct encoder vectors; idle codes stay",
+        ),
+        (
+            "decoder input",
+            "the encoder's map (VQ-AE)",
+            "the encoder's map; the quantised map is decoded for comparison",
+        ),
+        ("training", "5 epochs, Adam 0.001", f"{params.epochs} epochs, Adam {params.lr:g}, λ = {params.pull_weight:g}"),
+        (
+            "Fig 18's perturbation",
+            "+1 … +100 on the first dimension of the first vector",
+            f"{DELTAS[1:]} on the first dimension of the vector over the garment (the 4 × 4-pixel block with "
+            "the most ink); the first (top-left) vector shown beside it",
+        ),
+        ("seeds", "not stated (one model each)", f"{params.seeds}: every claim is decided over all of them"),
+    ]
+
+
+def random_combinations(model, n: int, shape: tuple, generator: torch.Generator) -> torch.Tensor:
+    """Maps [n, C, h, w] whose every position holds a code drawn uniformly from the codebook."""
+    codes = model.codebook.codes
+    picks = torch.randint(len(codes), (n, *shape), generator=generator).to(codes.device)
+    return codes[picks].permute(0, 3, 1, 2)
+
+
+def garment_positions(images: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """Per image [N, 1, H, W], the (row, column) of the map position over its garment: the block
+    of the image under that position with the most ink. [N, 2]."""
+    ink = F.adaptive_avg_pool2d(images, shape).flatten(1)
+    best = ink.argmax(dim=1)
+    return torch.stack([best // shape[1], best % shape[1]], dim=1)
+
+
+def perturbed_maps(mu: torch.Tensor, positions: torch.Tensor, deltas=DELTAS) -> torch.Tensor:
+    """Maps mu [N, C, h, w] with each delta added to the first channel of each image's vector at
+    ``positions`` [N, 2]: [N, len(deltas), C, h, w] (P Fig 18)."""
+    paths = mu.unsqueeze(1).repeat(1, len(deltas), 1, 1, 1)
+    rows = torch.arange(len(mu), device=mu.device)
+    step = torch.as_tensor(deltas, dtype=mu.dtype, device=mu.device)
+    paths[rows, :, 0, positions[:, 0], positions[:, 1]] += step
+    return paths
+
+
+def quantised_to(model, mu: torch.Tensor, rank: int) -> torch.Tensor:
+    """mu [N, C, h, w] with every position replaced by its ``rank``-th nearest code (0: nearest)."""
+    vectors, codes = as_vectors(mu), model.codebook.codes
+    chosen = distances(vectors, codes).topk(rank + 1, dim=1, largest=False).indices[:, rank]
+    n, c, h, w = mu.shape
+    return codes[chosen].view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def transition_free(frames: torch.Tensor, probabilities) -> tuple:
+    """``NO_TRANSITION``'s measure for paths [N, T, ...] whose first frame is the start: (share of
+    paths never read as another class with probability ≥ 0.9, mean RMS change from the first frame
+    per frame, whether that change never shrinks)."""
+    n, t = frames.shape[:2]
+    p = probabilities(frames.flatten(0, 1)).view(n, t, -1)
+    start, (confidence, predicted) = p[:, 0].argmax(1), p.max(dim=2)
+    moved = (predicted != start[:, None]) & (confidence >= RECOGNISED.threshold)
+    change = (frames - frames[:, :1]).flatten(2).pow(2).mean(-1).sqrt().mean(0)
+    grows = bool((change[1:] >= change[:-1]).all())
+    return float((~moved.any(dim=1)).float().mean()), change.tolist(), grows
+
+
+@dataclass
+class Measuring:
+    """What the claims are measured on: ``fd_samples`` held-out FashionMNIST images outside the
+    protocol's reference and floor (the same at every kept state), the sample-quality protocol
+    with its judge, and the numbers of the whole budget (``details``)."""
+
+    params: object
+    quality: SampleQuality
+    x: torch.Tensor
+    garment: torch.Tensor  # the perturbed position of each of the first ``PERTURBED`` images [N, 2]
+    details: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, params) -> Measuring:
+        quality = SampleQuality("fashion_mnist", params.fd_samples, params.device, progress=False)
+        x = quality.inputs(quality.n)
+        return cls(params, quality, x, garment_positions(x[:PERTURBED], (7, 7)))
+
+    def perturbation(self, model, positions: torch.Tensor) -> tuple:
+        """``transition_free`` along Fig 18's perturbation at ``positions`` (and the frames)."""
+        x = self.x[:PERTURBED]
+        with torch.no_grad():
+            frames = model.decode(perturbed_maps(model(x)["mu"], positions).flatten(0, 1))
+        frames = frames.view(len(x), len(DELTAS), *x.shape[1:])
+        return (*transition_free(frames, self.quality.probabilities), frames)
+
+    def __call__(self, runs: dict, final: bool) -> dict:
+        """{claim id: {seed: value}} for the runs of one stage (the same measurement at every stage)."""
+        out, x, n, garment = {claim: {} for claim in CLAIMS}, self.x, self.quality.n, self.garment
+        for s in self.params.seeds:
+            scores = {}
+            for name in models(self.params):
+                model = runs[name, s].model
+                generator = torch.Generator().manual_seed(1000 + s)
+                with torch.no_grad():
+                    combos = model.decode(random_combinations(model, n, runs[name, s].config.map_shape, generator))
+                scores[name] = self.quality.score(combos)
+            main = runs["main", s].model
+            with torch.no_grad():
+                o = main(x)
+                direct, quantised = main.decode(o["mu"]), main.decode(o["quantized"])
+            mse = {"direct": float((direct - x).pow(2).mean()), "quantised": float((quantised - x).pow(2).mean())}
+            out["N10-quantised-close-to-direct"][s] = mse["quantised"] / mse["direct"]
+            noise = {name: excess_ratio(score, self.quality.noise) for name, score in scores.items()}
+            out["N10-random-combinations-meaningless"][s] = min(noise.values())
+            kept, change, grows, _ = self.perturbation(main, garment)
+            out["N10-perturbations-distort"][s] = kept if grows else 0.0
+            if final:
+                corner = self.perturbation(main, torch.zeros_like(garment))
+                self.details[s] = {"mse": mse, "noise": noise, "combos": scores, "change": change, "kept": kept}
+                self.details[s].update(grows=grows, corner_change=corner[1], corner_kept=corner[0])
+                stats = {name: code_statistics(runs[name, s].model, x) for name in models(self.params)}
+                self.details[s]["stats"] = stats
+                self.details[s]["direct"] = excess_ratio(self.quality.score(direct), self.quality.noise)
+        return out
+
+    def controls(self, runs: dict) -> dict:
+        """Each criterion on an input where the effect is absent and one where it is present,
+        with the first seed's 7 × 7 model and the held-out images."""
+        s, x, quality = self.params.seeds[0], self.x, self.quality
+        main = runs["main", s].model
+        with torch.no_grad():
+            mu = main(x)["mu"]
+            direct = main.decode(mu)
+            mse = lambda m: float((main.decode(m) - x).pow(2).mean()) / float((direct - x).pow(2).mean())  # noqa: E731
+            second, halfway = mse(quantised_to(main, mu, 1)), mse((mu + quantised_to(main, mu, 0)) / 2)
+        pixels = torch.randperm(x[0].numel(), generator=torch.Generator().manual_seed(0)).to(x.device)
+        shuffled = x.flatten(1)[:, pixels].view_as(x)
+        start = x[:PERTURBED]
+        confidence, read = quality.probabilities(start).max(dim=1)
+        clear = confidence >= RECOGNISED.threshold  # the cross-fades end at an image read confidently
+        other = start[[int(((read != c) & clear).nonzero()[0]) for c in read.tolist()]]
+        alpha = torch.linspace(0, 1, len(DELTAS), device=x.device).view(1, -1, 1, 1, 1)
+        fades = (1 - alpha) * start[:, None] + alpha * other[:, None]
+        where = F.one_hot(self.garment[:, 0] * 7 + self.garment[:, 1], 49).float().view(-1, 1, 7, 7)
+        blocks = F.interpolate(where, size=x.shape[-2:])
+        blotched = (start[:, None] + alpha * blocks[:, None].to(x.device)).clamp(0, 1)
+        return {
+            "N10-quantised-close-to-direct": Controls(
+                (second, "every position replaced by its second-nearest code"),
+                (halfway, "every position moved half-way to its nearest code"),
+            ),
+            "N10-random-combinations-meaningless": Controls(
+                (excess_ratio(quality.score(direct), quality.noise), "direct reconstructions of held-out images"),
+                (excess_ratio(quality.score(shuffled), quality.noise), "held-out images with their pixels shuffled"),
+            ),
+            "N10-perturbations-distort": Controls(
+                (
+                    transition_free(fades, quality.probabilities)[0],
+                    "cross-fades into an image the judge reads as another class (probability ≥ 0.9)",
+                ),
+                (
+                    transition_free(blotched, quality.probabilities)[0],
+                    "the images with their garment block (4 × 4 pixels) brightened step by step to white",
+                ),
+            ),
+        }
+
+
+def claims(params, followed, measuring: Measuring, controls: dict, runs: dict) -> list:
+    """The chapter's claims as measured (see ``CLAIMS``)."""
+    seeds, d = params.seeds, measuring.details
+    main_runs = [runs["main", s] for s in seeds]
+    measured = {
+        "N10-quantised-close-to-direct": "MSE direct vs quantised: "
+        + "; ".join(f"{d[s]['mse']['direct']:.4f} vs {d[s]['mse']['quantised']:.4f}" for s in seeds),
+        "N10-random-combinations-meaningless": "FD excess / noise's, per model: "
+        + "; ".join(f"{name}: " + ", ".join(f"{d[s]['noise'][name]:.2f}" for s in seeds) for name in models(params))
+        + "; direct reconstructions: "
+        + ", ".join(f"{d[s]['direct']:.2f}" for s in seeds),
+        "N10-perturbations-distort": "RMS change at δ = 1, 10, 100 (garment vector): "
+        + "; ".join(f"{d[s]['change'][1]:.3f}, {d[s]['change'][3]:.3f}, {d[s]['change'][-1]:.3f}" for s in seeds)
+        + "; top-left vector at δ = 100: "
+        + ", ".join(f"{d[s]['corner_change'][-1]:.3f}" for s in seeds),
+    }
+    out = []
+    for spec in CLAIMS.values():
+        every = spec.id == "N10-random-combinations-meaningless"
+        behind = list(runs.values()) if every else main_runs
+        out.append(
+            spec.claim(
+                followed, params.epochs, BUDGET, controls=controls[spec.id], measured=measured[spec.id], runs=behind
+            )
+        )
+    return out
