@@ -128,8 +128,15 @@ def test_ctrl_c_stops_the_kernels_at_once_and_marks_nothing_current(tmp_path):
         f"sys.exit(runner.build([Path({str(slow)!r})], 'smoke', False, 1, None))\n"
     )
     env = {**os.environ, "GEOVAE_RESULTS": str(tmp_path / "results")}
+    # As at a terminal: a shell that started this session in the background (`make test &`) leaves
+    # SIGINT ignored, and a child inherits that; Python then installs no KeyboardInterrupt handler.
     child = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while not (marker.is_file() and marker.read_text()) and time.time() < deadline:
