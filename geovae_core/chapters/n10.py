@@ -188,6 +188,18 @@ def random_combinations(model, n: int, shape: tuple, generator: torch.Generator)
     return codes[picks].permute(0, 3, 1, 2)
 
 
+def one_vector_replaced(model, maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """P Fig 20: ``maps`` [N, C, h, w] with one position of each (drawn uniformly) replaced by a
+    code drawn uniformly from the codebook."""
+    codes, (n, _, h, w) = model.codebook.codes, maps.shape
+    rows = torch.randint(h, (n,), generator=generator)
+    columns = torch.randint(w, (n,), generator=generator)
+    picks = torch.randint(len(codes), (n,), generator=generator)
+    replaced = maps.clone()
+    replaced[torch.arange(n), :, rows, columns] = codes[picks.to(codes.device)]
+    return replaced
+
+
 def garment_positions(images: torch.Tensor, shape: tuple) -> torch.Tensor:
     """Per image [N, 1, H, W], the (row, column) of the map position over its garment: the block
     of the image under that position with the most ink. [N, 2]."""

@@ -6,7 +6,10 @@ runs it trains.
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter
 
 from ..config import ExperimentConfig
 from ..data import experiment_split, load_dataset
@@ -187,6 +190,28 @@ def bce_floor(params) -> float:
     (a perfect decoder still pays them), in nats per image."""
     pixel = experiment_split(vae_config(params, "continuous", 3))[2].flatten(1).clamp(1e-7, 1 - 1e-7)
     return float((-(pixel * pixel.log() + (1 - pixel) * (1 - pixel).log())).sum(1).mean())
+
+
+def draw_bound_curves(axes, vaes: dict, params, floor: float) -> None:
+    """K Figure 1 (AEVB Fig 2): the test −ELBO against training samples evaluated, one panel per
+    track, one line per latent size (the mean over seeds, their range as a band); the continuous
+    panel marks the BCE floor (``bce_floor``)."""
+    dims = sorted(set(params.latent_dims))
+    colours = dict(zip(dims, plt.get_cmap("viridis")(np.linspace(0, 0.9, len(dims)))))
+    for ax, track in zip(axes, tracks(params)):
+        for z in dims:
+            histories = [vaes[track, z, s].history for s in params.seeds]
+            samples = [row["samples"] for row in histories[0]]
+            losses = np.array([[row["test_loss"] for row in h] for h in histories])
+            ax.plot(samples, losses.mean(0), color=colours[z], label=f"z = {z}")
+            ax.fill_between(samples, losses.min(0), losses.max(0), color=colours[z], alpha=0.2, lw=0)
+        ax.set(xscale="log", xlabel="training samples evaluated", ylabel="test −ELBO (nats per image)")
+        ax.set_title(f"{track} MNIST")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: the minor labels overlap
+        if track == "continuous":
+            ax.axhline(floor, color="0.3", ls="--", lw=1)
+            ax.text(ax.get_xlim()[0], floor, f" BCE floor {floor:.1f}", va="bottom", fontsize=7)
+        ax.legend(fontsize=7)
 
 
 def sample_rows(measuring) -> list:
