@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import pages
 from .criteria import Criterion
+from .profiles import LONG_FACTOR
 from .storage import results_dir
 from .verdicts import CANNOT_TELL, NOT_REACHED, SETTLED, UNSETTLED, Controls, Judgement, Regime
 
@@ -89,6 +90,28 @@ def ledger_counts(results: list) -> dict:
     return counts
 
 
+def since_quick(result: dict) -> list:
+    """For a ``long`` chapter, [(claim id, verdict at ``quick``'s budget, verdict now)] for every
+    claim followed along training: a long run resumes quick's, so its kept state at
+    1 / ``LONG_FACTOR`` of the budget is quick's final model. [] for other profiles."""
+    if result["profile"] != "long":
+        return []
+    rows = []
+    for claim in result["claims"]:
+        if claim.get("trajectory"):
+            judged = judgement(claim)
+            rows.append((claim["id"], judged.at(1 / LONG_FACTOR), judged.word))
+    return rows
+
+
+def _since_quick_line(rows: list) -> str:
+    changed = [f"`{claim}` ({before} → {now})" for claim, before, now in rows if before != now]
+    return (
+        f"Since `quick`'s budget (the same runs' kept state at 1/{LONG_FACTOR} of this budget): "
+        f"**{len(changed)}** of {len(rows)} verdicts changed" + (": " + "; ".join(changed) if changed else "") + "."
+    )
+
+
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -127,6 +150,8 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
                 f"(summed over its runs, whenever trained), {compute.get('wall_seconds', 0):,.0f} s for its last "
                 f"execution, device `{compute.get('device')}`."
             )
+        if since_quick(result):
+            lines.append(_since_quick_line(since_quick(result)) + "\n")
         given = result.get("explicit") or []
         knobs = ", ".join(f"`{k}` = `{result['parameters'].get(k)}`" for k in given)
         everything = f"none (every knob from the `{result['profile']}` profile)"
@@ -157,7 +182,7 @@ def _row(claim: dict, trajectories: str) -> str:
     figure = f"{{ref}}`{figure} <{label}>`" if label else figure
     statement = claim["statement"] + (f" *{claim['reason']}*" if claim.get("reason") else "")
     cells = (figure, statement, claim["criterion"].get("text", ""), _seeds(claim["per_seed"]))
-    cells += (judged.at_half if claim.get("trajectory") else "—", f"**{verdict}**", standing)
+    cells += (judged.at(0.5) if claim.get("trajectory") else "—", f"**{verdict}**", standing)
     return "| " + " | ".join(_cell(x) for x in cells) + " |"
 
 

@@ -223,7 +223,7 @@ def claims_markdown(claims: list) -> str:
             budget = f"the documents' {c.budget:g} epochs" if c.budget else "no stated budget"
             lines.append(
                 f"- Along training (kept states at {', '.join(str(e) for e, _ in next(iter(c.trajectory.values())))} "
-                f"epochs; carried to {budget}): at half the budget it was **{judgement.at_half}**; "
+                f"epochs; carried to {budget}): at half the budget it was **{judgement.at(0.5)}**; "
                 f"{state.state}" + (f": {state.detail}" if state.detail else "") + "."
             )
         if c.margin_note():

@@ -163,16 +163,17 @@ class Judgement:
             return None
         return standing(self.criterion, self.trajectory, self.budget)
 
-    @property
-    def at_half(self) -> str:
-        """The verdict the runs at half their budget gave (their kept state at E/2)."""
-        halves = {}
+    def at(self, share: float) -> str:
+        """The verdict the runs gave at ``share`` of their budget (their last kept state at or
+        before ``share`` × E: half the budget at 0.5, ``quick``'s budget in a ``long`` run at
+        1 / ``profiles.LONG_FACTOR``)."""
+        earlier = {}
         for seed, points in self.trajectory.items():
             ends = [e for e, _ in points]
             if len(points) >= 2:
-                half = max(ends) / 2
-                halves[seed] = next((v for e, v in reversed(points) if e <= half), None)
-        return decide(self.criterion, halves)[0] if halves else NOT_MEASURED
+                limit = max(ends) * share
+                earlier[seed] = next((v for e, v in reversed(points) if e <= limit), None)
+        return decide(self.criterion, earlier)[0] if earlier else NOT_MEASURED
 
 
 def loss_levelled(history: list, key: str = "test_loss") -> tuple:

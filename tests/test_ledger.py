@@ -68,3 +68,31 @@ def test_a_chapter_whose_code_changed_or_whose_last_run_failed_is_not_shown_as_c
     assert chapter_state(result) == "its last run failed: these results are from the run before"
     _book(monkeypatch, tmp_path, claims)
     assert chapter_state(load_book_results()[0][0]) != ""
+
+
+def test_a_long_chapter_says_which_verdicts_changed_since_quicks_budget(tmp_path, monkeypatch):
+    """A long run resumes quick's: its kept state at 1/LONG_FACTOR of the budget is quick's model,
+    so the ledger reads quick's verdict there and lists the ones the longer training changed."""
+    from geovae_core.ledger import since_quick
+    from geovae_core.profiles import LONG_FACTOR
+
+    quick, long = 10, 10 * LONG_FACTOR
+    crossed = {0: [(quick / 2, 0.3), (quick, 0.2), (long / 2, -0.1), (long, -0.4)]}
+    steady = {0: [(quick / 2, -1.0), (quick, -1.1), (long / 2, -1.2), (long, -1.3)]}
+    claims = [
+        Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: -0.4}, trajectory=crossed, budget=long),
+        Claim("N1-b", "K", "b", "K", BELOW_ZERO, {0: -1.3}, trajectory=steady, budget=long),
+    ]
+    path = _book(monkeypatch, tmp_path, claims)
+    payload = json.loads(path.read_text())
+    payload["profile"] = "long"
+    path.write_text(json.dumps(payload))
+    results, _ = load_book_results()
+    assert since_quick(results[0]) == [("N1-a", "does not hold", "holds"), ("N1-b", "holds", "holds")]
+    text = ledger_markdown(results, [], "long")
+    assert "**1** of 2 verdicts changed: `N1-a` (does not hold → holds)." in text
+    payload["profile"] = "smoke"
+    path.write_text(json.dumps(payload))
+    assert since_quick(load_book_results()[0][0]) == [] and "verdicts changed" not in ledger_markdown(
+        load_book_results()[0], [], "smoke"
+    )
