@@ -65,7 +65,7 @@ lab: env
 strip: env
 	$(BIN)/python -m geovae_core.runner --store
 
-# About 2 minutes on an idle 2-core CPU; the timings mean little while other work runs.
+# About 8 minutes on an idle 2-core CPU (7.4 min measured); the timings mean little while other work runs.
 bench: env
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_conv.py
