@@ -60,3 +60,19 @@ def chapter(chapter_id: str) -> Chapter:
     if chapter_id.lower() not in known:
         raise ParameterError(f"chapter {chapter_id!r} is not one of {', '.join(ids)}")
     return importlib.import_module(f"{__name__}.{chapter_id.lower()}").CHAPTER
+
+
+def adam_fields(params, **fields) -> dict:
+    """The training knobs most of P's and R's runs share (Adam at ``params.lr``, PyTorch's default
+    initialisation, the profile's batch size, epochs, training images and device), with
+    ``fields`` (the run's own) added or overriding: ``ExperimentConfig(**adam_fields(params, ...))``."""
+    shared = dict(
+        optimizer="adam",
+        lr=params.lr,
+        init_std=None,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        train_size=params.train_size,
+        device=params.device,
+    )
+    return {**shared, **fields}

@@ -24,7 +24,7 @@ from ..metrics import SampleQuality, excess_ratio
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..verdicts import Controls
-from . import Chapter
+from . import Chapter, adam_fields
 
 SETTINGS = Settings(
     base=dict(
@@ -117,26 +117,22 @@ def vq_config(params, name: str, seed: int) -> ExperimentConfig:
     its nearest code of an EMA codebook, the decoder given the encoder's own map (path A)."""
     size, shape = models(params)[name]
     return ExperimentConfig(
-        model="conv_map",
-        dataset="fashion_mnist",
-        latent="codebook",
-        latent_dim=params.map_channels,
-        map_shape=shape,
-        widths=tuple(params.cnn_widths),
-        activation="relu",
-        likelihood=params.likelihood,
-        loss_terms=(("recon", 1.0), ("pull", params.pull_weight)),
-        codebook_size=size,
-        codebook_decay=params.codebook_decay,
-        optimizer="adam",
-        lr=params.lr,
-        init_std=None,
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        train_size=params.train_size,
-        test_size=TEST_SIZE,
-        seed=seed,
-        device=params.device,
+        **adam_fields(
+            params,
+            model="conv_map",
+            dataset="fashion_mnist",
+            latent="codebook",
+            latent_dim=params.map_channels,
+            map_shape=shape,
+            widths=tuple(params.cnn_widths),
+            activation="relu",
+            likelihood=params.likelihood,
+            loss_terms=(("recon", 1.0), ("pull", params.pull_weight)),
+            codebook_size=size,
+            codebook_decay=params.codebook_decay,
+            test_size=TEST_SIZE,
+            seed=seed,
+        )
     )
 
 

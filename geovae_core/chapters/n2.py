@@ -18,7 +18,7 @@ from ..metrics import SampleQuality
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..verdicts import Controls
-from . import Chapter
+from . import Chapter, adam_fields
 from .n1 import Measuring as N1Measuring
 from .n1 import _blur, smooth_share
 
@@ -133,21 +133,17 @@ CLAIMS = {
 def classifier_config(params, seed: int) -> ExperimentConfig:
     """R's classifier: the ``mlp`` encoder (784-widths-latent) with a class head, on cross-entropy."""
     return ExperimentConfig(
-        model="classifier_ae",
-        latent="point",
-        latent_dim=params.latent_dim,
-        widths=tuple(params.widths),
-        activation="relu",
-        likelihood=params.likelihood,
-        loss_terms=(("xent", 1.0),),
-        optimizer="adam",
-        lr=params.lr,
-        init_std=None,
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        train_size=params.train_size,
-        seed=seed,
-        device=params.device,
+        **adam_fields(
+            params,
+            model="classifier_ae",
+            latent="point",
+            latent_dim=params.latent_dim,
+            widths=tuple(params.widths),
+            activation="relu",
+            likelihood=params.likelihood,
+            loss_terms=(("xent", 1.0),),
+            seed=seed,
+        )
     )
 
 

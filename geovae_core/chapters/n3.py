@@ -19,7 +19,7 @@ from ..geometry import cv_nnd, cv_nnd_hook
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..verdicts import Controls
-from . import Chapter
+from . import Chapter, adam_fields
 
 SETTINGS = Settings(
     base=dict(
@@ -101,22 +101,18 @@ def present_datasets() -> tuple:
 def ball_config(params) -> ExperimentConfig:
     """P Fig 2a's VAE on MNIST (β = 1, BCE), the first seed."""
     return ExperimentConfig(
-        model="mlp",
-        dataset="mnist",
-        latent="sampled",
-        latent_dim=params.latent_dim,
-        widths=tuple(params.widths),
-        activation="relu",
-        likelihood="bernoulli",
-        loss_terms=(("recon", 1.0), ("kl", 1.0)),
-        optimizer="adam",
-        lr=params.lr,
-        init_std=None,
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        train_size=params.train_size,
-        seed=params.seeds[0],
-        device=params.device,
+        **adam_fields(
+            params,
+            model="mlp",
+            dataset="mnist",
+            latent="sampled",
+            latent_dim=params.latent_dim,
+            widths=tuple(params.widths),
+            activation="relu",
+            likelihood="bernoulli",
+            loss_terms=(("recon", 1.0), ("kl", 1.0)),
+            seed=params.seeds[0],
+        )
     )
 
 

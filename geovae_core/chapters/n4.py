@@ -21,7 +21,7 @@ from ..metrics import SampleQuality, excess_ratio, pairwise_rms, sample_diversit
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..verdicts import Controls
-from . import Chapter
+from . import Chapter, adam_fields
 
 SETTINGS = Settings(
     base=dict(
@@ -89,22 +89,18 @@ def config(params, model: str, seed: int) -> ExperimentConfig:
     """One of the four models: the same convolutional encoder and decoder, trained through
     z = μ + σ ⊙ ε, with the model's loss terms."""
     return ExperimentConfig(
-        model="conv",
-        dataset="celeba",
-        latent="sampled",
-        latent_dim=params.latent_dim,
-        widths=tuple(params.cnn_widths),
-        activation="relu",
-        likelihood=params.likelihood,
-        loss_terms=MODELS[model],
-        optimizer="adam",
-        lr=params.lr,
-        init_std=None,
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        train_size=params.train_size,
-        seed=seed,
-        device=params.device,
+        **adam_fields(
+            params,
+            model="conv",
+            dataset="celeba",
+            latent="sampled",
+            latent_dim=params.latent_dim,
+            widths=tuple(params.cnn_widths),
+            activation="relu",
+            likelihood=params.likelihood,
+            loss_terms=MODELS[model],
+            seed=seed,
+        )
     )
 
 

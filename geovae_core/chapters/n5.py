@@ -25,7 +25,7 @@ from ..metrics import SampleQuality, excess_ratio
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..verdicts import Controls
-from . import Chapter
+from . import Chapter, adam_fields
 
 SETTINGS = Settings(
     base=dict(
@@ -87,22 +87,18 @@ CLAIMS = {
 def vae_config(params, seed: int) -> ExperimentConfig:
     """P §2.3's step 1: a standard MLP VAE on MNIST."""
     return ExperimentConfig(
-        model="mlp",
-        dataset="mnist",
-        latent="sampled",
-        latent_dim=params.latent_dim,
-        widths=tuple(params.widths),
-        activation="relu",
-        likelihood=params.likelihood,
-        loss_terms=(("recon", 1.0), ("kl", 1.0)),
-        optimizer="adam",
-        lr=params.lr,
-        init_std=None,
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        train_size=params.train_size,
-        seed=seed,
-        device=params.device,
+        **adam_fields(
+            params,
+            model="mlp",
+            dataset="mnist",
+            latent="sampled",
+            latent_dim=params.latent_dim,
+            widths=tuple(params.widths),
+            activation="relu",
+            likelihood=params.likelihood,
+            loss_terms=(("recon", 1.0), ("kl", 1.0)),
+            seed=seed,
+        )
     )
 
 

@@ -25,7 +25,7 @@ from ..plotting import diagram_arrow, diagram_box, show_images
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..verdicts import Controls
-from . import Chapter
+from . import Chapter, adam_fields
 
 SETTINGS = Settings(
     base=dict(
@@ -123,23 +123,20 @@ def codebook_config(params, dataset: str, size: int, epochs: int, seed: int) -> 
     the decoder given μ; an MLP for MNIST and FashionMNIST, convolutions for CelebA."""
     conv = DATASETS[dataset] == "conv"
     return ExperimentConfig(
-        model=DATASETS[dataset],
-        dataset=dataset,
-        latent="codebook",
-        latent_dim=params.latent_dim,
-        widths=tuple(params.cnn_widths if conv else params.widths),
-        activation="relu",
-        likelihood=params.likelihood,
-        loss_terms=(("recon", 1.0), ("pull", params.pull_weight)),
-        codebook_size=size,
-        optimizer="adam",
-        lr=params.lr,
-        init_std=None,
-        batch_size=params.batch_size,
-        epochs=epochs,
-        train_size=params.train_size,
-        seed=seed,
-        device=params.device,
+        **adam_fields(
+            params,
+            model=DATASETS[dataset],
+            dataset=dataset,
+            latent="codebook",
+            latent_dim=params.latent_dim,
+            widths=tuple(params.cnn_widths if conv else params.widths),
+            activation="relu",
+            likelihood=params.likelihood,
+            loss_terms=(("recon", 1.0), ("pull", params.pull_weight)),
+            codebook_size=size,
+            epochs=epochs,
+            seed=seed,
+        )
     )
 
 

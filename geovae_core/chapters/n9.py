@@ -30,7 +30,7 @@ from ..geometry import distances
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..verdicts import Controls
-from . import Chapter
+from . import Chapter, adam_fields
 
 SETTINGS = Settings(
     base=dict(
@@ -158,25 +158,22 @@ def centre_config(params, dataset: str, size: int, seed: int, family: str = "mlp
     """P's first stage: R §3.1's ``size`` cluster centres, started N(0, I), each pulled together
     with its nearest encoding in a pool of ``pool_size`` training images."""
     return ExperimentConfig(
-        model=family,
-        dataset=dataset,
-        latent="centres",
-        latent_dim=params.latent_dim,
-        widths=_network(params, family),
-        activation="relu",
-        likelihood=params.likelihood,
-        loss_terms=(("recon", 1.0), ("centre_pull", params.pull_weight)),
-        codebook_size=size,
-        pool_size=params.pool_size,
-        optimizer="adam",
-        lr=params.lr,
-        init_std=None,
-        batch_size=params.batch_size,
-        epochs=params.codebook_epochs,
-        train_size=params.train_size,
-        test_size=TEST_SIZE,
-        seed=seed,
-        device=params.device,
+        **adam_fields(
+            params,
+            model=family,
+            dataset=dataset,
+            latent="centres",
+            latent_dim=params.latent_dim,
+            widths=_network(params, family),
+            activation="relu",
+            likelihood=params.likelihood,
+            loss_terms=(("recon", 1.0), ("centre_pull", params.pull_weight)),
+            codebook_size=size,
+            pool_size=params.pool_size,
+            epochs=params.codebook_epochs,
+            test_size=TEST_SIZE,
+            seed=seed,
+        )
     )
 
 
