@@ -232,29 +232,3 @@ NAMED = {
         ALIKE,
     )
 }
-
-
-def digit_like(response: dict) -> list:
-    """Per magnitude of a ``geometry.perturbation_response`` measured with a judge: whether
-    the outputs are digit-like (``DIGIT_LIKE``): they keep at least half of the unperturbed
-    ink (they have not gone ``GOES_DARK``) and the judge's mean confidence passes."""
-    base = max(response["base_intensity"], 1e-12)
-    return [
-        bool(not GOES_DARK.passes(ink / base) and DIGIT_LIKE.passes(confidence))
-        for ink, confidence in zip(response["mean_intensity"], response["confidence"])
-    ]
-
-
-def digit_like_until(response: dict) -> float:
-    """The largest magnitude up to which every output set is digit-like (0 if the first is not)."""
-    last = 0.0
-    for magnitude, ok in zip(response["magnitude"], digit_like(response)):
-        if not ok:
-            break
-        last = magnitude
-    return last
-
-
-def first_not_digit_like(response: dict) -> float:
-    """The smallest magnitude whose outputs are not digit-like (inf if all are)."""
-    return next((m for m, ok in zip(response["magnitude"], digit_like(response)) if not ok), math.inf)

@@ -294,18 +294,6 @@ def draw_cv_panel(ax, runs: dict, dataset: str, beta: float, key: str, seeds, ab
     return means
 
 
-def crossing_text(means: dict) -> str:
-    """What the mean curves of Fig 2b's panels ({β: {model: mean curve}}) show, in words."""
-    parts = []
-    for beta, curves in means.items():
-        start, end = below_from(curves["VAE"], curves["AE with KL"]), f"{curves['VAE'][-1]:.2f}"
-        end += f" against {curves['AE with KL'][-1]:.2f}"
-        parts.append(
-            f"β = {beta}: " + (f"below from epoch {start} ({end} at the end)" if start else f"not below ({end})")
-        )
-    return "; ".join(parts)
-
-
 def claims(params, followed, measuring: Measuring, controls: dict, runs: dict, absent: dict) -> list:
     """The chapter's claims as measured (see ``CLAIMS``); a dataset absent here is not measured."""
     out, seeds = [], params.seeds
