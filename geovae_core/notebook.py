@@ -27,6 +27,11 @@ from .profiles import parameters_from
 from .results import BOOK_RUN, check_results_writable, results_path, save_results
 
 DPI = 90
+# The stages a claim is measured at: the whole budget, its half and its quarter. The settled rule
+# (verdicts.standing) reads the last half and the last doubling; the quarter shows the direction
+# in the trajectory figure. Earlier kept states stay in the cache, unscored (each stage costs a
+# chapter's whole measuring once more).
+FOLLOWED_STAGES = 3
 
 
 def style() -> None:
@@ -123,12 +128,13 @@ class ChapterPage:
         ``(config, hooks)``, by key; trained before, so nothing trains here): ``measures(runs,
         final)`` takes the runs at one stage, by the same keys, and returns {claim id: {seed:
         value}}. Stage k holds each run after its epochs // 2**k (the whole budget first, then
-        half of it, ...), as far as every run has a distinct kept state; ``final`` is False for
-        the earlier stages, which a chapter may score on a fixed subset (it says so)."""
+        half of it, a quarter: ``FOLLOWED_STAGES``), as far as every run has a distinct kept state;
+        ``final`` is False for the earlier stages, which a chapter may score on a fixed subset (it
+        says so)."""
         if dryrun.steps():  # a dry run builds and steps the runs; it measures nothing
             return Followed([{}])
         pairs = {k: v if isinstance(v, tuple) else (v, None) for k, v in experiments.items()}
-        depth = min(config.epochs.bit_length() for config, _ in pairs.values())
+        depth = min(FOLLOWED_STAGES, *(config.epochs.bit_length() for config, _ in pairs.values()))
         stages = []
         for k in range(depth):
             at = {key: (config.replace(epochs=config.epochs >> k), hooks) for key, (config, hooks) in pairs.items()}

@@ -31,7 +31,7 @@ SETTINGS = Settings(
         train_size=60000,
         celeba_latent_dim=786,
         cnn_widths=[16, 32, 64, 128],
-        celeba_epochs=10,
+        celeba_epochs=5,
         celeba_batch_size=32,
         magnitudes=[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0],
         interpolation_steps=10,
@@ -46,7 +46,7 @@ SETTINGS = Settings(
         train_size=1000,
         n_paths=8,
     ),
-    paper=dict(cnn_widths=[32, 64, 128, 256], n_paths=256),
+    paper=dict(cnn_widths=[32, 64, 128, 256], celeba_epochs=10, n_paths=256),
     shared=("seeds", "device"),
     main=("epochs", "celeba_epochs", "seeds", "train_size"),
 )
