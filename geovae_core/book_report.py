@@ -17,9 +17,11 @@ GPU_FLOPS = 20e12  # assumed sustained rate of one GPU in fp32, FLOP/s
 GPU_STEP_FLOOR = 3e-4  # assumed least seconds of one optimisation step on a GPU (launches, the Python loop)
 ASSUMPTIONS = (
     f"{DRY_RUN_STEPS} steps per run on the CPU; one GPU assumed to sustain {GPU_FLOPS / 1e12:g} "
-    f"TFLOP/s (fp32) with at least {GPU_STEP_FLOOR * 1e3:g} ms per step; runs that differ only by seed "
-    f"step together, stacked (one floor per step of the group); training steps only (no evaluation, "
-    f"hooks or figures)"
+    f"TFLOP/s (fp32) with at least {GPU_STEP_FLOOR * 1e3:g} ms per step; runs that differ only by seed, "
+    f"binarisation or (K's MLPs) latent size step together, stacked and padded to the largest latent "
+    f"size (one floor per step of the group, the largest member's arithmetic for each member); step "
+    f"sizes as the dry run's own search picks them (a real search may split a group by step size); "
+    f"training steps only (no evaluation, hooks or figures)"
 )
 
 
@@ -62,9 +64,9 @@ def projection(records: list) -> dict:
     """A chapter's runs summed up: their count, the largest model, the most memory a step needs,
     and the training time projected on one GPU (``GPU_FLOPS``, ``GPU_STEP_FLOOR``) and on the
     CPU that measured them. A config run twice (same key and hooks) trains once: counted once.
-    Runs that ``cache.run_many`` trains stacked (the same ``stack`` key: they differ only by seed)
-    take their steps together on the GPU: one step of the group does each member's arithmetic
-    but pays the floor once."""
+    Runs that ``cache.run_many`` trains stacked on a GPU (the same ``stack`` key: they differ only
+    by seed, or by a padded latent size) take their steps together: one step of the group does the
+    arithmetic and holds the memory of its largest member once per member, and pays the floor once."""
     unique = list({(r["key"], tuple(r["hooks"])): r for r in records}.values())
     groups = {}
     for r in unique:
@@ -72,12 +74,15 @@ def projection(records: list) -> dict:
     gpu = 0.0
     for members in groups.values():
         steps = members[0]["epochs"] * members[0]["steps_per_epoch"]
-        gpu += steps * max(sum(m["flops_per_step"] for m in members) / GPU_FLOPS, GPU_STEP_FLOOR)
+        flops = len(members) * max(m["flops_per_step"] for m in members)
+        gpu += steps * max(flops / GPU_FLOPS, GPU_STEP_FLOOR)
     return {
         "runs": len(unique),
         "groups": len(groups),
         "largest_parameters": max((r["parameters"] for r in unique), default=0),
-        "peak_memory_bytes": max((sum(m["memory_bytes"] for m in members) for members in groups.values()), default=0),
+        "peak_memory_bytes": max(
+            (len(members) * max(m["memory_bytes"] for m in members) for members in groups.values()), default=0
+        ),
         "gpu_hours": gpu / 3600,
         "cpu_hours": sum(r["epochs"] * r["steps_per_epoch"] * r["seconds_per_step"] for r in unique) / 3600,
     }

@@ -207,8 +207,9 @@ def select_step_size(config: ExperimentConfig, candidates, epochs: int, train_si
 def run_many(experiments: Mapping, progress: bool = True) -> dict:
     """``run`` for every value of ``experiments`` (a config, or ``(config, hooks)``), under the same keys.
 
-    Runs that differ only by seed, have no hooks and that this code never trained are trained
-    together as one stacked model (``stacking``), then loaded like any other. One group after
+    Runs that differ only by seed (on a GPU also by an MLP's latent size: ``stacking.stack_key``),
+    have no hooks and that this code never trained are trained together as one stacked model
+    (``stacking``), then loaded like any other. One group after
     another, or, when ``GEOVAE_SCHEDULER`` names a Dask scheduler (``tcp://host:8786``), all at
     once on its workers: they write the cache entries, which are then loaded here, so the cache
     folder must be on a filesystem the workers share. The workers get this process's

@@ -149,8 +149,9 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
 
 
 def _stack(config: ExperimentConfig, hooks) -> str:
-    """The group the run trains in: its stack key when ``cache.run_many`` would stack it, else its own key."""
-    return stack_key(config) if stackable(config) and not hooks else config.key()
+    """The group the run trains in on a GPU: its stack key there (``padded``) when ``cache.run_many``
+    would stack it, else its own key."""
+    return stack_key(config, padded=True) if stackable(config) and not hooks else config.key()
 
 
 def _report(record: dict) -> None:

@@ -12,6 +12,15 @@ would, so that on the CPU it ends where that run ends up to float rounding (batc
 products round differently; tests/test_stacking.py). On a GPU the noise still comes from each
 member's CPU stream, where its separate run would draw on the GPU's: the same runs in law, not in
 bits. Evaluation, hooks and kept states are per member.
+
+On a GPU a small model's step costs its launch floor, not its arithmetic, so there the MLPs of
+``PADDED`` also stack across latent sizes (K's z = 2 ... 200: one group instead of one per size).
+Each member is padded to the group's largest latent size Z (``pad``): its encoder's head gives
+[mu; log sigma^2] (or z) in blocks of Z, its decoder's first layer reads Z inputs, and the padded
+weights, noise and codes are zero. Zero codes add exactly nothing to the loss (KL, spread terms and
+the decoder's products), so the padded weights get zero gradients, stay zero under Adagrad, Adam,
+SGD and weight decay, and each member's own weights follow its own run up to rounding. A padded
+member does Z's arithmetic: the CPU, bound by arithmetic, keeps one group per latent size.
 """
 
 from __future__ import annotations
@@ -34,12 +43,16 @@ from .training import EpochHook, Run, check_finite, checkpoint_epochs, evaluate,
 
 AUTOENCODERS = ("shallow_mlp", "mlp", "conv", "resmlp", "classifier_ae")
 LATENTS = ("sampled", "mean", "point")
+PADDED = ("shallow_mlp", "mlp")  # the encoder ends in Linear(., [mu; logvar] or z); the decoder starts in Linear(z, .)
 
 
-def stack_key(config: ExperimentConfig) -> str:
+def stack_key(config: ExperimentConfig, padded: bool | None = None) -> str:
     """Configs with the same stack key train as one stacked model: all fields but the seed and
-    the binarisation of the data (K's two tracks of one latent size, when their step sizes agree)."""
-    return config.replace(seed=0, binarize=False).key()
+    the binarisation of the data (K's two tracks of one latent size, when their step sizes agree),
+    and, ``padded`` (by default on a GPU), the latent size of a ``PADDED`` model."""
+    padded = config.device.startswith("cuda") if padded is None else padded
+    latent_dim = 1 if padded and config.model in PADDED else config.latent_dim
+    return config.replace(seed=0, binarize=False, latent_dim=latent_dim).key()
 
 
 def stackable(config: ExperimentConfig) -> bool:
@@ -66,12 +79,38 @@ def _own_stream(stream: torch.Generator):
         stream.set_state(torch.get_rng_state())
 
 
-def _member_optimizer_state(state: dict, member: int, size: int) -> dict:
-    """The member's slice of the stacked optimiser's state: what its own optimiser would hold."""
-    sliced = {
-        index: {k: (v[member] if torch.is_tensor(v) and v.dim() and v.shape[0] == size else v) for k, v in s.items()}
-        for index, s in state["state"].items()
-    }
+def pad(tensor: torch.Tensor, shape: tuple, z: int, big: int) -> torch.Tensor:
+    """A member's ``tensor`` of latent size ``z`` in the ``shape`` of latent size ``big``: along the
+    one axis that differs, its blocks of z ([mu; logvar], or z) start at multiples of ``big``; zeros elsewhere."""
+    axes = [a for a, (n, m) in enumerate(zip(tensor.shape, shape)) if n != m]
+    if not axes:
+        return tensor.clone()
+    (axis,) = axes
+    out = tensor.new_zeros(shape)
+    for block in range(tensor.shape[axis] // z):
+        out.narrow(axis, block * big, z).copy_(tensor.narrow(axis, block * z, z))
+    return out
+
+
+def unpad(tensor: torch.Tensor, shape: tuple, z: int, big: int) -> torch.Tensor:
+    """The inverse of ``pad``: the member's own ``shape`` cut out of a padded tensor."""
+    axes = [a for a, (n, m) in enumerate(zip(shape, tensor.shape)) if n != m]
+    if not axes:
+        return tensor
+    (axis,) = axes
+    return torch.cat([tensor.narrow(axis, block * big, z) for block in range(shape[axis] // z)], axis)
+
+
+def _member_optimizer_state(state: dict, member: int, size: int, shapes: list, z: int, big: int) -> dict:
+    """The member's slice of the stacked optimiser's state, cut to its own parameters' ``shapes``
+    (in the optimiser's order): what its own optimiser would hold."""
+
+    def own(index, v):
+        if not (torch.is_tensor(v) and v.dim() and v.shape[0] == size):
+            return v
+        return unpad(v[member], shapes[index], z, big) if v[member].dim() == len(shapes[index]) else v[member]
+
+    sliced = {index: {k: own(index, v) for k, v in s.items()} for index, s in state["state"].items()}
     return {"state": sliced, "param_groups": copy.deepcopy(state["param_groups"])}
 
 
@@ -81,24 +120,34 @@ def train_stacked(
     progress: bool = True,
     keeps: list | None = None,
 ) -> list:
-    """Train ``configs`` (one stack key, see the module docstring) as one stacked model; a Run per
-    config, in order. ``keeps[i](epoch, state)`` is called for member i as ``training.train``'s
+    """Train ``configs`` (one padded stack key, see the module docstring) as one stacked model; a
+    Run per config, in order. ``keeps[i](epoch, state)`` is called for member i as ``training.train``'s
     ``keep`` would be; TrainingDivergedError names the member whose loss or weights went non-finite."""
     first, size = configs[0], len(configs)
-    if len({stack_key(c) for c in configs}) != 1 or not all(stackable(c) for c in configs):
-        raise ValueError("train_stacked takes stackable configs that differ only by seed or binarisation")
-    splits = [experiment_split(c) for c in configs]
+    if len({stack_key(c, padded=True) for c in configs}) != 1 or not all(stackable(c) for c in configs):
+        raise ValueError(
+            "train_stacked takes stackable configs that differ only by seed, binarisation or (padded) latent size"
+        )
+    data = {c.binarize: experiment_split(c) for c in configs}  # members on the same data share its tensors
+    splits = [data[c.binarize] for c in configs]
     image_shape = tuple(splits[0][0].shape[1:])
-    models, streams, orders = [], [], []
+    big = max(c.latent_dim for c in configs)
+    shell = build_model(first.replace(latent_dim=big), image_shape)
+    shapes = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    models, padded, streams, orders = [], [], [], []
     for config in configs:
         torch.manual_seed(config.seed)  # as the member's own run: its initialisation, then its stream goes on
         models.append(build_model(config, image_shape).to(config.device))
         streams.append(torch.Generator())
         streams[-1].set_state(torch.get_rng_state())
         orders.append(torch.Generator().manual_seed(config.seed))
-    weights, buffers = stack_module_state(models)
+        padded.append(copy.deepcopy(shell).to(config.device))
+        own = models[-1].state_dict()
+        padded[-1].load_state_dict({k: pad(v, shapes[k], config.latent_dim, big) for k, v in own.items()})
+    weights, buffers = stack_module_state(padded)
     optimizer = make_optimizer(first, list(weights.values()))
-    shell = copy.deepcopy(models[0]).to("meta")
+    shell = shell.to("meta")
+    own_shapes = [{k: tuple(v.shape) for k, v in m.state_dict().items()} for m in models]
 
     def member_terms(w, b, xb, yb, eps):
         return loss_terms(xb, yb, functional_call(shell, (w, b), (xb,), {"noise": eps}), first)
@@ -107,7 +156,12 @@ def train_stacked(
     histories = [[] for _ in configs]
     kept = set(checkpoint_epochs(first.epochs)) if keeps is not None else set()
     n, batch = len(splits[0][0]), first.batch_size
-    label = f"{first.label()} with seeds {', '.join(str(c.seed) for c in configs)} stacked"
+    members = ", ".join(
+        str(c.seed) if c.latent_dim == first.latent_dim else f"{c.seed} (z={c.latent_dim})" for c in configs
+    )
+    label = f"{first.label()} with seeds {members} stacked" + (
+        f", padded to z={big}" if big != first.latent_dim else ""
+    )
     bar = progress_bar(range(1, first.epochs + 1), label, progress)
     for epoch in bar:
         started = time.perf_counter()
@@ -117,9 +171,14 @@ def train_stacked(
             index = [p[start : start + batch] for p in permutations]
             xb = torch.stack([split[0].index_select(0, i) for split, i in zip(splits, index)])
             yb = torch.stack([split[1].index_select(0, i) for split, i in zip(splits, index)])
-            shape = (len(index[0]), first.latent_dim)
+            rows = len(index[0])
             eps = torch.stack(
-                [torch.randn(shape, generator=s) if first.latent == "sampled" else torch.zeros(shape) for s in streams]
+                [
+                    pad(torch.randn((rows, c.latent_dim), generator=s), (rows, big), c.latent_dim, big)
+                    if first.latent == "sampled"
+                    else torch.zeros(rows, big)
+                    for c, s in zip(configs, streams)
+                ]
             ).to(first.device)
             terms = step_terms(weights, buffers, xb, yb, eps)
             loss = terms["loss"]
@@ -137,8 +196,9 @@ def train_stacked(
         seconds = (time.perf_counter() - started) / size
         state = optimizer.state_dict()
         for i, (config, model, split) in enumerate(zip(configs, models, splits)):
+            z, own = config.latent_dim, own_shapes[i]
             with torch.no_grad():
-                model.load_state_dict({k: v[i] for k, v in {**weights, **buffers}.items()})
+                model.load_state_dict({k: unpad(v[i], own[k], z, big) for k, v in {**weights, **buffers}.items()})
             row = {"epoch": epoch, "samples": epoch * n, "seconds": seconds}
             row.update({f"train_{name}": float(total) / n for name, total in zip(names, sums[:, i].tolist())})
             with _own_stream(streams[i]), torch.no_grad():
@@ -151,7 +211,7 @@ def train_stacked(
             histories[i].append(row)
             if epoch in kept:
                 check_finite(config.replace(epochs=epoch), model, histories[i])
-                optimizer_i = _member_optimizer_state(state, i, size)
+                optimizer_i = _member_optimizer_state(state, i, size, [own[k] for k in weights], z, big)
                 keeps[i](
                     epoch,
                     {
