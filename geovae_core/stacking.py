@@ -79,13 +79,21 @@ def _own_stream(stream: torch.Generator):
         stream.set_state(torch.get_rng_state())
 
 
+def _latent_axis(own: tuple, padded: tuple) -> int | None:
+    """The one axis where a member's own shape and its padded shape differ (None: they agree)."""
+    axes = [a for a, (n, m) in enumerate(zip(own, padded)) if n != m]
+    if not axes:
+        return None
+    (axis,) = axes
+    return axis
+
+
 def pad(tensor: torch.Tensor, shape: tuple, z: int, big: int) -> torch.Tensor:
     """A member's ``tensor`` of latent size ``z`` in the ``shape`` of latent size ``big``: along the
     one axis that differs, its blocks of z ([mu; logvar], or z) start at multiples of ``big``; zeros elsewhere."""
-    axes = [a for a, (n, m) in enumerate(zip(tensor.shape, shape)) if n != m]
-    if not axes:
-        return tensor.clone()
-    (axis,) = axes
+    axis = _latent_axis(tensor.shape, shape)
+    if axis is None:
+        return tensor
     out = tensor.new_zeros(shape)
     for block in range(tensor.shape[axis] // z):
         out.narrow(axis, block * big, z).copy_(tensor.narrow(axis, block * z, z))
@@ -94,10 +102,9 @@ def pad(tensor: torch.Tensor, shape: tuple, z: int, big: int) -> torch.Tensor:
 
 def unpad(tensor: torch.Tensor, shape: tuple, z: int, big: int) -> torch.Tensor:
     """The inverse of ``pad``: the member's own ``shape`` cut out of a padded tensor."""
-    axes = [a for a, (n, m) in enumerate(zip(shape, tensor.shape)) if n != m]
-    if not axes:
+    axis = _latent_axis(shape, tensor.shape)
+    if axis is None:
         return tensor
-    (axis,) = axes
     return torch.cat([tensor.narrow(axis, block * big, z) for block in range(shape[axis] // z)], axis)
 
 
@@ -142,8 +149,8 @@ def train_stacked(
         streams[-1].set_state(torch.get_rng_state())
         orders.append(torch.Generator().manual_seed(config.seed))
         padded.append(copy.deepcopy(shell).to(config.device))
-        own = models[-1].state_dict()
-        padded[-1].load_state_dict({k: pad(v, shapes[k], config.latent_dim, big) for k, v in own.items()})
+        start = models[-1].state_dict()
+        padded[-1].load_state_dict({k: pad(v, shapes[k], config.latent_dim, big) for k, v in start.items()})
     weights, buffers = stack_module_state(padded)
     optimizer = make_optimizer(first, list(weights.values()))
     shell = shell.to("meta")
