@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= quick
-# make book JOBS=2: chapters executed two at once, the CPU's threads divided between them.
-JOBS ?= 1
+# make book JOBS=1: one chapter at a time (the runner executes two at once where there are 2+ cores,
+# the longest first, the CPU's threads divided between them).
+JOBS ?=
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Offline machines of this project keep the verified archives in ../shared/data.
 ifeq ($(origin GEOVAE_DATA), undefined)
@@ -28,7 +29,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 book: env
-	$(BIN)/python -m geovae_core.runner --profile $(PROFILE) --jobs $(JOBS)
+	$(BIN)/python -m geovae_core.runner --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "The book is in _build/html; open _build/html/index.html"

@@ -25,6 +25,8 @@ LEDGER = REPO_ROOT / "book" / "ledger.ipynb"
 MEASURE = REPO_ROOT / "book" / "measure.ipynb"
 REPRODUCE = REPO_ROOT / "book" / "reproduce.ipynb"
 SOURCES = (REPO_ROOT / "notebooks", REPO_ROOT / "book")
+# Each page's seconds in a cold quick build on 2 cores (the order pages start in on a fresh clone).
+REFERENCE_SECONDS = REPO_ROOT / "book" / "page-seconds.json"
 
 
 def timings_file() -> Path:
@@ -63,6 +65,23 @@ def stages(notebooks: list) -> list:
         [n for n in notebooks if n == REPRODUCE],
     ]
     return [group for group in groups if group]
+
+
+def expected_seconds(notebook: Path, profile: str) -> float | None:
+    """The page's seconds in this checkout's last build of ``profile`` (``executed/timings.json``),
+    else in the reference cold quick build (``book/page-seconds.json``); None when neither has them."""
+    page = notebook_id(notebook)
+    recorded = read_json(timings_file()).get("pages", {}).get(page, {})
+    if recorded.get("profile") == profile and recorded.get("seconds"):
+        return float(recorded["seconds"])
+    return read_json(REFERENCE_SECONDS).get("seconds", {}).get(page)
+
+
+def longest_first(notebooks: list, profile: str) -> list:
+    """``notebooks`` with the longest expected first, those never timed before all (each group in
+    book order): pages run a few at once then end close together (longest processing time first)."""
+    expected = {n: expected_seconds(n, profile) for n in notebooks}
+    return sorted(notebooks, key=lambda n: -(float("inf") if expected[n] is None else expected[n]))
 
 
 def notebook_id(notebook: Path) -> str:

@@ -3,7 +3,7 @@
     python -m geovae_core.runner --profile quick               # every page that changed
     python -m geovae_core.runner --only N11 --force            # one chapter, even if unchanged
     python -m geovae_core.runner --list                        # every page's state and how to rerun it
-    python -m geovae_core.runner --jobs 2                      # two chapters at once, threads divided
+    python -m geovae_core.runner --jobs 1                      # one chapter at a time (default: 2 on 2+ cores)
     python -m geovae_core.runner --scheduler tcp://host:8786   # the chapters and their runs on a Dask cluster
     python -m geovae_core.runner --profile paper --dry-run     # build and step every run, train none
 
@@ -113,7 +113,7 @@ def build(notebooks: list, profile: str, force: bool, jobs: int, scheduler: str 
     with executor(jobs, scheduler) as (pool, function):
         for stage in stages(notebooks):
             todo = []
-            for notebook in stage:
+            for notebook in pages.longest_first(stage, profile) if jobs > 1 else stage:
                 try:
                     mark = fingerprint(notebook, profile)
                 except NotebookSyntaxError as error:
@@ -139,8 +139,13 @@ def build(notebooks: list, profile: str, force: bool, jobs: int, scheduler: str 
                         },
                     )
                     continue
-                todo.append(Job(notebook, profile, environment, pages.EXECUTED, mark, jobs, slot))
-                slot += 1
+                todo.append((notebook, mark))
+            at_once = min(jobs, len(todo))  # a page alone in its stage gets every thread
+            todo = [
+                Job(n, profile, environment, pages.EXECUTED, mark, at_once, slot + i)
+                for i, (n, mark) in enumerate(todo)
+            ]
+            slot += len(todo)
             finished = set()
             try:
                 for job, result in execute_all(todo, pool, function, jobs):
@@ -209,7 +214,8 @@ def dry_run(notebooks: list, profile: str, jobs: int, scheduler: str | None) -> 
         report.parent.mkdir(exist_ok=True)
         report.unlink(missing_ok=True)
         environment = {**base_environment(scheduler, dry_run=True), REPORT: str(report.resolve())}
-        todo.append(Job(notebook, profile, environment, pages.EXECUTED, jobs=jobs, slot=slot, dry_run=True))
+        at_once = min(jobs, len(chapter_pages))
+        todo.append(Job(notebook, profile, environment, pages.EXECUTED, jobs=at_once, slot=slot, dry_run=True))
     stopped = False
     with executor(jobs, scheduler) as (pool, function):
         try:
@@ -324,10 +330,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--jobs",
         type=_positive,
-        default=1,
+        default=execution.default_jobs(),
         metavar="N",
-        help="execute up to N independent pages at once; each kernel gets cores // N threads "
-        "and, where CUDA devices are, one of them (round-robin)",
+        help="execute up to N independent pages at once, the longest first; each kernel gets cores // N "
+        "threads and, where CUDA devices are, one of them (round-robin); default: "
+        f"{execution.default_jobs()} here (2 where there are at least 2 cores)",
     )
     parser.add_argument(
         "--scheduler",

@@ -38,6 +38,34 @@ def test_kernel_threads_divide_the_cores_and_pin_gpus_round_robin(monkeypatch):
     assert execution.kernel_threads(2, 5) == dict.fromkeys(execution.THREAD_VARIABLES, "2")
 
 
+def test_the_runner_runs_two_pages_at_once_where_there_are_two_cores(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert execution.default_jobs() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert execution.default_jobs() == 2
+
+
+def test_pages_run_at_once_start_longest_first_by_this_checkout_s_timings_else_the_reference(tmp_path, monkeypatch):
+    executed = redirect_book(monkeypatch, tmp_path)
+    executed.mkdir()
+    reference = tmp_path / "page-seconds.json"
+    reference.write_text(json.dumps({"seconds": {"A": 10, "B": 50, "D": 1, "E": 20}}))
+    monkeypatch.setattr(pages, "REFERENCE_SECONDS", reference)
+    recorded = {"D": {"profile": "quick", "seconds": 100.0}, "E": {"profile": "paper", "seconds": 900.0}}
+    (executed / "timings.json").write_text(json.dumps({"pages": recorded}))
+    books = [tmp_path / f"{name}-page.ipynb" for name in "ABCDEF"]
+    order = [n.stem[0] for n in pages.longest_first(books, "quick")]
+    # C and F never timed (first, in book order); D's own quick build; E's paper build is not quick's
+    assert order == ["C", "F", "D", "B", "E", "A"]
+    assert [n.stem[0] for n in pages.longest_first(books, "paper")] == ["C", "F", "E", "B", "A", "D"]
+
+
+def test_the_reference_timings_name_every_page_of_the_book():
+    reference = json.loads(pages.REFERENCE_SECONDS.read_text())["seconds"]
+    assert sorted(reference) == sorted(pages.notebook_id(n) for n in pages.book_notebooks())
+    assert all(seconds > 0 for seconds in reference.values())
+
+
 @pytest.mark.slow
 def test_jobs_run_pages_at_once_with_their_threads_and_report_each_failure(tmp_path, monkeypatch):
     executed = redirect_book(monkeypatch, tmp_path)
@@ -65,6 +93,8 @@ def test_jobs_run_pages_at_once_with_their_threads_and_report_each_failure(tmp_p
     assert status(bad, fingerprint(bad, "smoke")) == "failed" and status(good, fingerprint(good, "smoke")) == "current"
     timings = json.loads((executed / "timings.json").read_text())["pages"]
     assert timings["B"]["state"] == "failed" and timings["A"]["threads"] == 2
+    code, printed = build([good], "smoke", True, 2, None)  # alone, a page gets every thread
+    assert code == 0 and "on 4 threads" in printed and cell_text(executed / good.name).split()[1] == "4", printed
 
 
 @pytest.mark.slow
