@@ -4,8 +4,9 @@ the regime a claim speaks of (the "How we measure" page explains each rule).
 **Settled.** A claim's measure is recorded for every seed at each state the cache keeps of its
 runs: after the whole budget E, E/2, E/4, ... (``training.checkpoint_epochs``). A verdict is
 *settled* when, for every seed, the measure stayed on the same side of the threshold over the
-last half of the training (every kept state from E/2 to E) and its trend over the last doubling
-(from E/2 to E, linear in log epochs), carried on to the documents' budget, does not cross the
+last half of the training (every kept state from E/2 to E; for an odd E from the state kept at
+E/2 rounded down: E = 5 keeps 1, 2 and 5) and its trend over the last doubling (from that state
+to E, linear in log epochs), carried on to the documents' budget, does not cross the
 threshold. Otherwise it is *unsettled*, and ``Standing`` says which way it moves and at about
 what budget it would cross.
 
@@ -66,13 +67,13 @@ def standing(criterion: Criterion, trajectory: dict, budget: float | None) -> St
         if len(points) < 2:
             return Standing(UNSETTLED, detail=f"seed {seed}: one kept state only, nothing to follow")
         end, value = points[-1]
-        half = [(e, v) for e, v in points if e >= end / 2]
-        outcomes = {bool(criterion.passes(v)) for _, v in half}
+        # the last half starts at the kept state at E/2, rounded down (E = 5 keeps 1, 2 and 5)
+        start, before = max(((e, v) for e, v in points if e <= end / 2), default=points[0])
+        outcomes = {bool(criterion.passes(v)) for e, v in points if e >= start}
         if len(outcomes) > 1:
             moves.add("toward passing" if criterion.passes(value) else "toward failing")
             reasons.append(f"seed {seed} crossed the threshold in the last half of its training")
             continue
-        start, before = max(((e, v) for e, v in points if e <= end / 2), default=points[0])
         if budget is None or budget <= end or start == end:
             continue
         slope = (value - before) / math.log2(end / start)  # per doubling of the epochs

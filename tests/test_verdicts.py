@@ -36,6 +36,13 @@ def test_a_plateau_then_a_fall_across_the_threshold_in_the_last_half_is_unsettle
     assert "crossed the threshold in the last half" in result.detail
 
 
+def test_a_crossing_after_the_state_kept_at_half_an_odd_budget_is_unsettled():
+    # E = 5 keeps 1, 2 and 5: its last half starts at 2, not at 2.5 (where no state is kept)
+    result = standing(BELOW, {0: _points([1.5, 1.4, 0.8], epochs=(1, 2, 5))}, 10)
+    assert result.state == UNSETTLED and result.moves == "toward passing"
+    assert standing(BELOW, {0: _points([1.5, 0.9, 0.8], epochs=(1, 2, 5))}, 10).state == SETTLED
+
+
 def test_a_measure_that_crossed_before_the_half_is_settled():
     assert standing(BELOW, {0: _points([1.6, 1.2, 0.7, 0.6])}, 20).state == SETTLED
 
