@@ -209,12 +209,12 @@ def dry_run(notebooks: list, profile: str, jobs: int, scheduler: str | None) -> 
         }
     )
     failed, todo, finished = [], [], set()
+    at_once = min(jobs, len(chapter_pages))
     for slot, notebook in enumerate(chapter_pages):
         report = pages.EXECUTED / f".{notebook.stem}.dry-run.jsonl"
         report.parent.mkdir(exist_ok=True)
         report.unlink(missing_ok=True)
         environment = {**base_environment(scheduler, dry_run=True), REPORT: str(report.resolve())}
-        at_once = min(jobs, len(chapter_pages))
         todo.append(Job(notebook, profile, environment, pages.EXECUTED, jobs=at_once, slot=slot, dry_run=True))
     stopped = False
     with executor(jobs, scheduler) as (pool, function):
