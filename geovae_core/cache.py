@@ -39,7 +39,7 @@ from .config import ExperimentConfig
 from .data import load_dataset
 from .errors import CacheNotWritableError, TrainingDivergedError
 from .models import build_model
-from .stacking import stack_key, stackable, train_stacked
+from .stacking import stack_key, stacks, train_stacked
 from .storage import cache_dir, check_space, check_writable, describe, no_space_error, paid_once, set_aside
 from .training import EpochHook, Run, checkpoint_epochs, train
 
@@ -207,9 +207,9 @@ def select_step_size(config: ExperimentConfig, candidates, epochs: int, train_si
 def run_many(experiments: Mapping, progress: bool = True) -> dict:
     """``run`` for every value of ``experiments`` (a config, or ``(config, hooks)``), under the same keys.
 
-    Runs that differ only by seed (on a GPU also by an MLP's latent size: ``stacking.stack_key``),
+    On a GPU, runs that differ only by seed or by an MLP's latent size (``stacking.stack_key``),
     have no hooks and that this code never trained are trained together as one stacked model
-    (``stacking``), then loaded like any other. One group after
+    (``stacking.stacks``), then loaded like any other; on the CPU each trains alone. One group after
     another, or, when ``GEOVAE_SCHEDULER`` names a Dask scheduler (``tcp://host:8786``), all at
     once on its workers: they write the cache entries, which are then loaded here, so the cache
     folder must be on a filesystem the workers share. The workers get this process's
@@ -252,11 +252,11 @@ def run_many(experiments: Mapping, progress: bool = True) -> dict:
 
 
 def _stack_groups(configs: list) -> list:
-    """The configs that will train stacked: groups of two or more stackable configs of one stack
-    key, none of which this code kept any state of."""
+    """The configs that will train stacked: groups of two or more configs of one stack key that
+    ``stacks`` (on a GPU), none of which this code kept any state of."""
     by_key = {}
     for config in dict.fromkeys(configs):
-        if stackable(config) and not kept_epochs(version_folder(config)):
+        if stacks(config) and not kept_epochs(version_folder(config)):
             by_key.setdefault(stack_key(config), []).append(config)
     return [group for group in by_key.values() if len(group) > 1]
 

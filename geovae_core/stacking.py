@@ -1,5 +1,6 @@
 """Several runs of one model trained at once, as one stacked model: a lever for many small runs
-(N11's), whose steps are too small to keep a GPU (or two CPU cores) busy one run at a time.
+(N11's), whose steps are too small to keep a GPU busy one run at a time. ``cache.run_many`` stacks
+only on a GPU (``stacks``): on the CPU a stacked step measured slower than its members' own steps.
 
 Runs stack when their configs differ only by ``seed`` or by whether their data is binarised
 (``stack_key``: each member takes its batches from its own data). Their weights are stacked
@@ -53,6 +54,15 @@ def stack_key(config: ExperimentConfig, padded: bool | None = None) -> str:
     padded = config.device.startswith("cuda") if padded is None else padded
     latent_dim = 1 if padded and config.model in PADDED else config.latent_dim
     return config.replace(seed=0, binarize=False, latent_dim=latent_dim).key()
+
+
+def stacks(config: ExperimentConfig) -> bool:
+    """Whether ``cache.run_many`` trains ``config`` in a stacked group: a ``stackable`` config on a
+    GPU. On the CPU, at the one thread per page ``make book`` gives, three seeds stacked took longer
+    than one after the other (AMD EPYC: N1's CelebA conv AE 1.63x, N6's MLP VAE 1.20x, K's AE 1.16x,
+    K's VAE 1.05x): there a step is bound by its arithmetic, not by its launches. (At two threads the
+    VAEs gained, K's 1.35x and N6's 1.1x, while the conv AE and K's AE still lost, 1.53x and 1.22x.)"""
+    return stackable(config) and config.device.startswith("cuda")
 
 
 def stackable(config: ExperimentConfig) -> bool:

@@ -8,7 +8,7 @@ import geovae_core.cache as cache
 from conftest import tiny_config
 from geovae_core import ExperimentConfig, train
 from geovae_core.cache import run, run_many
-from geovae_core.stacking import stack_key, stackable, train_stacked
+from geovae_core.stacking import stack_key, stackable, stacks, train_stacked
 
 
 @pytest.fixture
@@ -96,10 +96,25 @@ def test_only_configs_that_differ_by_seed_and_carry_no_state_of_their_own_stack(
     assert stack_key(conv, padded=True) != stack_key(conv.replace(latent_dim=16), padded=True)
 
 
-def test_run_many_trains_fresh_seeds_stacked_and_keeps_each_as_its_own_run(runs, monkeypatch):
+def _record_groups(monkeypatch) -> list:
     stacked_groups = []
     real = cache.train_stacked
     monkeypatch.setattr(cache, "train_stacked", lambda group, **kw: stacked_groups.append(group) or real(group, **kw))
+    return stacked_groups
+
+
+def test_run_many_on_the_cpu_trains_each_seed_alone(runs, monkeypatch):
+    stacked_groups = _record_groups(monkeypatch)
+    configs = {s: tiny_config(seed=s, epochs=2) for s in (0, 1)}
+    results = run_many(configs, progress=False)
+    assert stacked_groups == [] and all(not r.from_cache for r in results.values())
+    assert not stacks(configs[0]) and stacks(configs[0].replace(device="cuda"))
+    assert not stacks(configs[0].replace(device="cuda", model="conv_map"))  # not stackable anywhere
+
+
+def test_run_many_trains_fresh_seeds_stacked_and_keeps_each_as_its_own_run(runs, monkeypatch):
+    monkeypatch.setattr(cache, "stacks", stackable)  # as on a GPU, on this CPU
+    stacked_groups = _record_groups(monkeypatch)
     configs = {s: tiny_config(seed=s, epochs=4) for s in (0, 1, 2)}
     results = run_many({**configs, "other": tiny_config(lr=0.01)}, progress=False)
     assert [len(g) for g in stacked_groups] == [3] and all(not r.from_cache for r in results.values())
