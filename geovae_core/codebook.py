@@ -185,3 +185,21 @@ def centre_step_hook() -> dict:
 
     hook.resume = resume
     return {"centre_step": hook}
+
+
+DRIFT_IMAGES = 1000  # the test images whose mean encoding is a baseline of a centre's step
+
+
+def drift_hook() -> dict:
+    """A per-epoch hook recording two baselines of a centre's step (R Fig 3.3), as lists (a step
+    is the distance between two epochs' lists): ``mean_encoding``, the mean encoding of the first
+    ``DRIFT_IMAGES`` test images, and ``encoder_bias``, the bias of the encoder's output layer.
+    It lives here, beside ``centre_step_hook``, so that its runs' code version (the import closure
+    of the hooks' modules) is that of every run, not that of a chapter's page code."""
+
+    def hook(model, split):
+        bias = [m for m in model.encoder.modules() if isinstance(m, nn.Linear)][-1].bias
+        codes = model.encode(split[2][:DRIFT_IMAGES])[0]
+        return {"mean_encoding": codes.mean(0).tolist(), "encoder_bias": bias.tolist()}
+
+    return {"drift": hook}

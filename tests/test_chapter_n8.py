@@ -9,7 +9,8 @@ import torch
 from conftest import tiny_config
 from geovae_core import dependencies
 from geovae_core.chapters import n8
-from geovae_core.codebook import centre_step_hook
+from geovae_core.checkpoints import code_modules
+from geovae_core.codebook import centre_step_hook, drift_hook
 from geovae_core.profiles import resolve
 from geovae_core.training import train
 
@@ -77,7 +78,7 @@ def test_worst_takes_the_least_favourable_dataset_and_keeps_nan():
 def test_the_drift_hook_records_positions_whose_steps_the_claim_reads():
     terms = (("recon", 1.0), ("centre_pull", 1.0))
     config = tiny_config("mlp", latent="centres", codebook_size=1, pool_size=16, loss_terms=terms, epochs=3)
-    run = train(config, {**centre_step_hook(), **n8.drift_hook()}, progress=False)
+    run = train(config, {**centre_step_hook(), **drift_hook()}, progress=False)
     rows = run.history
     assert [len(row["mean_encoding"]) for row in rows] == [config.latent_dim] * 3
     assert [len(row["encoder_bias"]) for row in rows] == [config.latent_dim] * 3
@@ -85,6 +86,14 @@ def test_the_drift_hook_records_positions_whose_steps_the_claim_reads():
     assert len(drift) == 2 and all(step > 0 for step in drift)
     out = n8.annealing(rows)
     assert all(math.isfinite(out[k]) for k in ("v", "encoding", "bias", "v_relative"))
+
+
+def test_the_hooked_runs_code_version_is_every_runs_not_the_chapters():
+    """Editing the chapter's page code (its verdicts, figures, prose) must not retrain its runs."""
+    _, hooks = n8.experiments(resolve("N8", n8.SETTINGS, "smoke"))["centres", "mnist", 0]
+    assert set(hooks) == {"centre_step", "drift"}
+    assert code_modules(hooks) == code_modules()
+    assert not any(name.startswith("chapters") for name in code_modules(hooks))
 
 
 def test_the_chapter_trains_one_centre_per_dataset_twenty_on_mnist_and_the_mse_to_zero_ae():

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from ..codebook import centre_step_hook, nearest_codes
+from ..codebook import centre_step_hook, drift_hook, nearest_codes
 from ..config import ExperimentConfig
 from ..criteria import COLLAPSED, FAR_WORSE, RECOGNISED, SMOOTH, SMOOTH_PATHS, UNREADABLE, Criterion, compared
 from ..data import experiment_split
@@ -46,7 +46,6 @@ DATASETS, DIGITS = ("mnist", "fashion_mnist", "celeba"), ("mnist", "fashion_mnis
 GROUPS = {"digits": DIGITS, "celeba": ("celeba",)}  # a claim about every dataset, decided per training length
 DELTAS = (3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0)  # R Fig 3.2's rows, +3 to -3
 PATH_STEPS = 13  # frames of each measured perturbation path, δ from −3 to +3
-DRIFT_IMAGES = 1000  # the test images whose mean encoding is the baseline of v's step
 UNIT, OWN = "N(c, I)", "N(c, diag(s²))"
 CENTRE_AE, ZERO_AE = "cluster-centre AE", "MSE-to-zero AE"
 
@@ -125,19 +124,6 @@ def centres_config(params, dataset: str, seed: int, centres: int = 1) -> Experim
     terms += (("centre_recon", params.centre_recon_weight),) if params.centre_recon_weight else ()
     config = net_config(params, dataset, seed)
     return config.replace(latent="centres", codebook_size=centres, pool_size=params.pool_size, loss_terms=terms)
-
-
-def drift_hook() -> dict:
-    """A per-epoch hook recording two baselines of v's step, as lists (a step is the distance
-    between two epochs' lists): ``mean_encoding``, the mean encoding of the first
-    ``DRIFT_IMAGES`` test images, and ``encoder_bias``, the bias of the encoder's output layer."""
-
-    def hook(model, split):
-        bias = [m for m in model.encoder.modules() if isinstance(m, nn.Linear)][-1].bias
-        codes = model.encode(split[2][:DRIFT_IMAGES])[0]
-        return {"mean_encoding": codes.mean(0).tolist(), "encoder_bias": bias.tolist()}
-
-    return {"drift": hook}
 
 
 def experiments(params) -> dict:
