@@ -32,7 +32,7 @@ from .data import experiment_split
 from .errors import TrainingDivergedError
 from .models import build_model, count_parameters
 from .stacking import stack_key, stackable
-from .training import Run, batch_terms, evaluate, start_training
+from .training import Run, batch_terms, checkpoint_epochs, evaluate, start_training
 
 DRY_RUN = "GEOVAE_DRY_RUN"
 REPORT = "GEOVAE_DRY_RUN_REPORT"
@@ -134,13 +134,14 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
     on_device = tuple(t.to(config.device) for t in split)
     test = evaluate(model, on_device[2][:batch], on_device[3][:batch], config) if len(x_test) else {}
     model.eval()
+    scored = set(checkpoint_epochs(len(rows)))  # as ``training.train`` scores the test set
     history = [
         {
             "epoch": i + 1,
             "samples": (i + 1) * batch,
             "seconds": seconds,
             **{f"train_{k}": v for k, v in terms.items()},
-            **{f"test_{k}": v for k, v in test.items()},
+            **({f"test_{k}": v for k, v in test.items()} if i + 1 in scored else {}),
         }
         for i, (terms, seconds) in enumerate(rows)
     ]

@@ -8,7 +8,7 @@ along a new first dimension (``torch.func.stack_module_state``) and each step is
 the members of the model's own forward pass and loss terms (``functional_call``), with one
 optimiser over the stacked weights (Adagrad, Adam and SGD act weight by weight, so a member's
 steps are its own). Each member keeps its own batch order and its own stream of torch's random
-numbers (its initialisation, its reparameterisation noise, its evaluation), as its separate run
+numbers (its initialisation, its reparameterisation noise, its hooks), as its separate run
 would, so that on the CPU it ends where that run ends up to float rounding (batched matrix
 products round differently; tests/test_stacking.py). On a GPU the noise still comes from each
 member's CPU stream, where its separate run would draw on the GPU's: the same runs in law, not in
@@ -171,7 +171,8 @@ def train_stacked(
 
     step_terms: Callable = vmap(member_terms)
     histories = [[] for _ in configs]
-    kept = set(checkpoint_epochs(first.epochs)) if keeps is not None else set()
+    scored = set(checkpoint_epochs(first.epochs))
+    kept = scored if keeps is not None else set()
     n, batch = len(splits[0][0]), first.batch_size
     members = ", ".join(
         str(c.seed) if c.latent_dim == first.latent_dim else f"{c.seed} (z={c.latent_dim})" for c in configs
@@ -219,7 +220,7 @@ def train_stacked(
             row = {"epoch": epoch, "samples": epoch * n, "seconds": seconds}
             row.update({f"train_{name}": float(total) / n for name, total in zip(names, sums[:, i].tolist())})
             with _own_stream(streams[i]), torch.no_grad():
-                if len(split[2]):
+                if len(split[2]) and epoch in scored:
                     row.update({f"test_{k}": v for k, v in evaluate(model, split[2], split[3], config).items()})
                 model.eval()
                 for hook in (hooks or {}).values():

@@ -1,8 +1,9 @@
 """The one training loop of the book and its per-epoch hooks (``cache.run`` caches its runs).
 
 Batches are taken by index from in-memory tensors and every gradient comes from autograd;
-every epoch records the training means of the config's loss terms and the same terms on the
-test set, then whatever the hooks return. ``benchmarks/bench_training.py`` measures the loop.
+every epoch records the training means of the config's loss terms and whatever the hooks return,
+and each epoch a run keeps its state after (``checkpoint_epochs``: 1, 2, 5, 10, 20 of 20) also
+the same terms on the test set. ``benchmarks/bench_training.py`` measures the loop.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ class Run:
     image_shape: tuple
 
     def curve(self, key: str) -> list:
-        return [row[key] for row in self.history]
+        """``key``'s values over the epochs that recorded it (test scores: the kept epochs only)."""
+        return [row[key] for row in self.history if key in row]
+
+    def points(self, key: str, x: str = "epoch") -> tuple:
+        """(``x``, ``key``) over the epochs that recorded ``key``, ready for ``plot``."""
+        return [row[x] for row in self.history if key in row], self.curve(key)
 
     @property
     def final(self) -> dict:
@@ -79,15 +85,20 @@ def batch_terms(model, config: ExperimentConfig, x_train, xb, yb, order) -> dict
 @torch.no_grad()
 def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     """Means over (x, y) of the config's loss terms, computed in chunks of ``chunk`` images:
-    convolutions on the CPU run slower per image on much larger batches."""
-    model.eval()
-    sums, n = {}, 0
-    for start in range(0, len(x), chunk):
-        xb, yb = x[start : start + chunk], y[start : start + chunk]
-        for name, value in loss_terms(xb, yb, model(xb), config).items():
-            sums[name] = sums.get(name, 0.0) + float(value) * len(xb)
-        n += len(xb)
-    model.train()
+    convolutions on the CPU run slower per image on much larger batches. Its noise (a sampled
+    latent's) is drawn from torch's generator seeded with ``config.seed`` and then put back as it
+    was: a score never moves the run's own random stream, so when a run scores cannot change its steps."""
+    cuda = torch.device(config.device)
+    with torch.random.fork_rng(devices=[cuda.index or 0] if cuda.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model.eval()
+        sums, n = {}, 0
+        for start in range(0, len(x), chunk):
+            xb, yb = x[start : start + chunk], y[start : start + chunk]
+            for name, value in loss_terms(xb, yb, model(xb), config).items():
+                sums[name] = sums.get(name, 0.0) + float(value) * len(xb)
+            n += len(xb)
+        model.train()
     return {name: total / n for name, total in sums.items()}
 
 
@@ -128,7 +139,8 @@ def train(
     history, done = [], 0
     if resume is not None:
         done, history = _restore(resume, config, optimizer, order, model, hooks)
-    kept = set(checkpoint_epochs(config.epochs)) if keep is not None else set()
+    scored = set(checkpoint_epochs(config.epochs))
+    kept = scored if keep is not None else set()
     n, batch = len(x_train), config.batch_size
     bar = progress_bar(range(done + 1, config.epochs + 1), config.label(), progress)
     for epoch in bar:
@@ -156,7 +168,7 @@ def train(
         row = {"epoch": epoch, "samples": epoch * n, "seconds": time.perf_counter() - started}
         totals = [] if sums is None else sums.tolist()
         row.update({f"train_{name}": total / n for name, total in zip(names, totals)})
-        if len(x_test):
+        if len(x_test) and epoch in scored:
             row.update({f"test_{k}": v for k, v in evaluate(model, x_test, y_test, config).items()})
         with torch.no_grad():
             model.eval()

@@ -178,16 +178,19 @@ class Judgement:
 
 
 def loss_levelled(history: list, key: str = "test_loss") -> tuple:
-    """(levelled off?, why) for a run's ``key`` per epoch (the training loss where there is no
-    test loss): it must have fallen from its first epoch, and its last doubling must have taken
-    at most ``LEVELLED_SHARE`` of that whole fall (scale-free: a loss near 0 and a loss with a
-    large floor are judged alike)."""
-    values = [row[key] for row in history if _finite(row.get(key))]
-    if not values and key != "train_loss":
+    """(levelled off?, why) for a run's ``key`` over the epochs that recorded it (the test loss:
+    the kept epochs; the training loss, every epoch, where there is no test loss): it must have
+    fallen from its first epoch, and its last doubling (from epoch E/2 rounded down) must have
+    taken at most ``LEVELLED_SHARE`` of that whole fall (scale-free: a loss near 0 and a loss with
+    a large floor are judged alike)."""
+    points = [(row["epoch"], row[key]) for row in history if _finite(row.get(key))]
+    if not points and key != "train_loss":
         return loss_levelled(history, "train_loss")
-    if len(values) < 2:
+    if len(points) < 2:
         return False, "one epoch: nothing to judge"
-    first, last, half = values[0], values[-1], values[len(values) // 2 - 1]
+    end = points[-1][0]
+    first, last = points[0][1], points[-1][1]
+    half = next(value for epoch, value in reversed(points) if epoch <= end // 2)
     fall = first - last
     if fall <= 1e-9 * max(abs(first), 1.0):
         return False, f"{key} did not fall from its first epoch ({first:.4g} → {last:.4g})"

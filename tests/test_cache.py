@@ -101,6 +101,23 @@ def test_a_longer_request_resumes_to_the_numbers_of_a_run_from_scratch(runs, mon
     assert checkpoints.kept_epochs(_folder(runs, config)) == [1, 2, 5]
 
 
+def test_a_resume_that_scores_other_epochs_trains_to_the_same_bits(runs):
+    """A 3-epoch run scores the test set after epochs 1 and 3, a 5-epoch run after 1, 2 and 5:
+    resumed from the first, the second still trains to the bits of its run from scratch, because a
+    score draws its noise outside the run's random stream (a VAE: its test scores sample z)."""
+    config = tiny_config("shallow_mlp", epochs=5)
+    scratch = train(config, progress=False)
+    run(config.replace(epochs=3), progress=False)
+    resumed = run(config, progress=False)
+    for name, value in scratch.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+    train_rows = [{k: v for k, v in row.items() if k.startswith("train_")} for row in resumed.history]
+    assert train_rows == [{k: v for k, v in row.items() if k.startswith("train_")} for row in scratch.history]
+    assert [r["epoch"] for r in resumed.history if "test_loss" in r] == [1, 3, 5]
+    assert [r["epoch"] for r in scratch.history if "test_loss" in r] == [1, 2, 5]
+    assert resumed.history[-1]["test_loss"] == scratch.history[-1]["test_loss"]
+
+
 def test_a_hook_that_remembers_earlier_epochs_resumes_where_it_was(runs):
     from geovae_core.geometry import coverage_hook
 

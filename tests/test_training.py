@@ -8,6 +8,8 @@ import geovae_core.losses as losses
 from conftest import tiny_config
 from geovae_core import TrainingDivergedError, train
 from geovae_core.cache import run, select_step_size
+from geovae_core.data import experiment_split
+from geovae_core.training import checkpoint_epochs, evaluate
 
 TINY = tiny_config()
 
@@ -30,6 +32,22 @@ def test_training_records_train_and_test_terms_each_epoch(cache):
     assert {"train_loss", "train_recon", "train_kl", "test_loss", "test_recon", "test_kl", "seconds"} <= set(row)
     assert row["train_loss"] == pytest.approx(row["train_recon"] + row["train_kl"], rel=1e-5)
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_the_test_set_is_scored_at_the_kept_epochs_with_noise_of_its_own(cache):
+    config = TINY.replace(epochs=5)
+    result = train(config, progress=False)
+    assert [row["epoch"] for row in result.history if "test_loss" in row] == checkpoint_epochs(5) == [1, 2, 5]
+    assert all("train_loss" in row for row in result.history)
+    assert result.points("test_loss") == ([1, 2, 5], result.curve("test_loss"))
+    split = experiment_split(config)
+    before = torch.get_rng_state()
+    scores = evaluate(result.model, split[2], split[3], config)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's stream goes on untouched
+    torch.manual_seed(123)
+    assert evaluate(result.model, split[2], split[3], config) == scores  # the same noise each time
+    recorded = {k.removeprefix("test_"): v for k, v in result.final.items() if k.startswith("test_")}
+    assert scores == pytest.approx(recorded)
 
 
 def test_the_same_seed_gives_the_same_numbers(cache):

@@ -49,7 +49,7 @@ CHAPTER = Chapter("N10", "VQ-AE: from one code to a codebook of many", "P §3.5,
 BUDGET = 5  # P Fig 9: 'trained for 5 epochs'
 DELTAS = [0, 1, 5, 10, 15, 30, 50, 100]  # P Fig 18: +1 … +100
 PERTURBED = 256  # held-out images whose perturbation paths are measured
-TEST_SIZE = 2000  # test images each epoch's loss is evaluated on (the claims use ``fd_samples`` held-out ones)
+TEST_SIZE = 2000  # test images the kept epochs' loss is scored on (the claims use ``fd_samples`` held-out ones)
 
 
 def models(params) -> dict:

@@ -193,17 +193,16 @@ def bce_floor(params) -> float:
 
 
 def draw_bound_curves(axes, vaes: dict, params, floor: float) -> None:
-    """K Figure 1 (AEVB Fig 2): the test −ELBO against training samples evaluated, one panel per
+    """K Figure 1 (AEVB Fig 2): the test −ELBO against training samples evaluated (at the kept epochs), one panel per
     track, one line per latent size (the mean over seeds, their range as a band); the continuous
     panel marks the BCE floor (``bce_floor``)."""
     dims = sorted(set(params.latent_dims))
     colours = dict(zip(dims, plt.get_cmap("viridis")(np.linspace(0, 0.9, len(dims)))))
     for ax, track in zip(axes, tracks(params)):
         for z in dims:
-            histories = [vaes[track, z, s].history for s in params.seeds]
-            samples = [row["samples"] for row in histories[0]]
-            losses = np.array([[row["test_loss"] for row in h] for h in histories])
-            ax.plot(samples, losses.mean(0), color=colours[z], label=f"z = {z}")
+            samples = vaes[track, z, params.seeds[0]].points("test_loss", "samples")[0]
+            losses = np.array([vaes[track, z, s].curve("test_loss") for s in params.seeds])
+            ax.plot(samples, losses.mean(0), color=colours[z], marker="o", ms=3, label=f"z = {z}")
             ax.fill_between(samples, losses.min(0), losses.max(0), color=colours[z], alpha=0.2, lw=0)
         ax.set(xscale="log", xlabel="training samples evaluated", ylabel="test −ELBO (nats per image)")
         ax.set_title(f"{track} MNIST")

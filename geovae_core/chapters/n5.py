@@ -250,7 +250,8 @@ class Measuring:
 
 
 def training_figure(trained: dict, params):
-    """The test reconstruction term per epoch of each VAE and of its new decoder, one line per seed."""
+    """The test reconstruction term of each VAE and of its new decoder at the epochs each scores
+    the test set (its kept epochs), one line per seed."""
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     for key, colour, label in (
         ("VAE", "tab:blue", "VAE: decodes z = μ + σε"),
@@ -258,7 +259,7 @@ def training_figure(trained: dict, params):
     ):
         for s in params.seeds:
             run = trained[key, s]
-            ax.plot(run.curve("epoch"), run.curve("test_recon"), color=colour, alpha=0.7)
+            ax.plot(*run.points("test_recon"), color=colour, alpha=0.7, marker="o", ms=3)
         ax.plot([], [], color=colour, label=label)
     ax.set(xlabel="epoch", ylabel=f"test reconstruction term ({params.likelihood})")
     ax.legend(fontsize=8)

@@ -72,7 +72,7 @@ CHAPTER = Chapter("N9", "Many vectors, EMA codebooks, and collapse", "P App. A.4
 # P states 20 epochs for the centre stage and no length for the relaxed one: the paper profile's 20
 # stand in as the budget the claims' trends (over the relaxed stage) are carried to.
 BUDGET = 20
-TEST_SIZE = 2000  # test images each epoch's loss is evaluated on; the claims use the whole test set
+TEST_SIZE = 2000  # test images the kept epochs' loss is scored on; the claims use the whole test set
 PROTOCOLS = {"P": "P's protocol: centres, then relaxed", "data": "our variant: started at data encodings"}
 
 FEWER_DISTINCT = Criterion(
