@@ -193,9 +193,9 @@ def bce_floor(params) -> float:
 
 
 def draw_bound_curves(axes, vaes: dict, params, floor: float) -> None:
-    """K Figure 1 (AEVB Fig 2): the test −ELBO against training samples evaluated (at the kept epochs), one panel per
-    track, one line per latent size (the mean over seeds, their range as a band); the continuous
-    panel marks the BCE floor (``bce_floor``)."""
+    """K Figure 1 (AEVB Fig 2): the test −ELBO against training samples evaluated, at the epochs
+    the runs scored (their kept ones), one panel per track, one line per latent size (the mean over
+    seeds, their range as a band); the continuous panel marks the BCE floor (``bce_floor``)."""
     dims = sorted(set(params.latent_dims))
     colours = dict(zip(dims, plt.get_cmap("viridis")(np.linspace(0, 0.9, len(dims)))))
     for ax, track in zip(axes, tracks(params)):
