@@ -2,8 +2,8 @@
 
 Batches are taken by index from in-memory tensors and every gradient comes from autograd;
 every epoch records the training means of the config's loss terms and whatever the hooks return,
-and each epoch a run keeps its state after (``checkpoint_epochs``: 1, 2, 5, 10, 20 of 20) also
-the same terms on the test set. ``benchmarks/bench_training.py`` measures the loop.
+and each epoch whose state a run keeps (``checkpoint_epochs``: 1, 2, 5, 10, 20 of 20) also the
+same terms on the test set. ``benchmarks/bench_training.py`` measures the loop.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def evaluate(model, x, y, config, chunk: int = 128) -> dict:
     convolutions on the CPU run slower per image on much larger batches. Its noise (a sampled
     latent's) is drawn from torch's generator seeded with ``config.seed`` and then put back as it
     was: a score never moves the run's own random stream, so when a run scores cannot change its steps."""
-    cuda = torch.device(config.device)
-    with torch.random.fork_rng(devices=[cuda.index or 0] if cuda.type == "cuda" else []):
+    device = torch.device(config.device)
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         model.eval()
         sums, n = {}, 0
