@@ -128,9 +128,15 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
     lines = []
     for name, row in ledger_counts(results).items():
         parts = ", ".join(f"**{row[w]}** {w}" for w in WORDS if row[w])
+        verdicts = row[SETTLED] + row[UNSETTLED]
+        shares = (
+            f" ({row[SETTLED] / verdicts:.0%} of the verdicts, {row[SETTLED] / row['claims']:.0%} of the claims)"
+            if verdicts
+            else ""
+        )
         lines.append(
             f"- profile `{name}`{' (this book)' if name == profile else ''}: {row['claims']} claims: {parts}; "
-            f"of the verdicts, **{row[SETTLED]}** settled and **{row[UNSETTLED]}** unsettled."
+            f"of the verdicts, **{row[SETTLED]}** settled and **{row[UNSETTLED]}** unsettled{shares}."
         )
     lines += [f"- ⚠️ {problem}" for problem in problems]
     for result in results:

@@ -44,13 +44,15 @@ def test_the_headline_counts_settled_and_unsettled_verdicts(tmp_path, monkeypatc
     claims = [
         Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: -1.4}, trajectory=steady, budget=100),
         Claim("N1-b", "K", "b", "K", BELOW_ZERO, {0: -0.1}, trajectory=drifting, budget=100),
+        Claim("N1-c", "K", "c", "K", BELOW_ZERO, {0: None}),  # not measured: no verdict to settle
     ]
     _book(monkeypatch, tmp_path, claims)
     results, _ = load_book_results()
     row = ledger_counts(results)["smoke"]
-    assert (row["holds"], row["settled"], row["unsettled"], row["claims"]) == (2, 1, 1, 2)
+    assert (row["holds"], row["not measured"], row["settled"], row["unsettled"], row["claims"]) == (2, 1, 1, 1, 3)
     text = ledger_markdown(results, [], "smoke")
-    assert "**2** holds; of the verdicts, **1** settled and **1** unsettled." in text
+    headline = "**2** holds, **1** not measured; of the verdicts, **1** settled and **1** unsettled"
+    assert headline + " (50% of the verdicts, 33% of the claims)." in text
     assert "unsettled, moving toward failing (crosses at about" in text and "{ref}`trajectory <n1-claims>`" in text
 
 
