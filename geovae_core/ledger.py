@@ -9,7 +9,6 @@ from pathlib import Path
 
 from . import pages
 from .criteria import Criterion
-from .profiles import LONG_FACTOR
 from .storage import results_dir
 from .verdicts import CANNOT_TELL, NOT_REACHED, SETTLED, UNSETTLED, Controls, Judgement, Regime
 
@@ -91,23 +90,19 @@ def ledger_counts(results: list) -> dict:
 
 
 def since_quick(result: dict) -> list:
-    """For a ``long`` chapter, [(claim id, verdict at ``quick``'s budget, verdict now)] for every
-    claim followed along training: a long run resumes quick's, so its kept state at
-    1 / ``LONG_FACTOR`` of the budget is quick's final model. [] for other profiles."""
-    if result["profile"] != "long":
+    """For a ``long`` chapter, [(claim id, its verdict in the ``quick`` build the long build
+    replaced, its verdict now)], both recomputed from their stored values
+    (``results.quick_claims``); [] for other profiles or when no quick build was there."""
+    if result["profile"] != "long" or not result.get("quick"):
         return []
-    rows = []
-    for claim in result["claims"]:
-        if claim.get("trajectory"):
-            judged = judgement(claim)
-            rows.append((claim["id"], judged.at(1 / LONG_FACTOR), judged.word))
-    return rows
+    before = {claim["id"]: judgement(claim).word for claim in result["quick"]}
+    return [(c["id"], before.get(c["id"], "not measured"), judgement(c).word) for c in result["claims"]]
 
 
 def _since_quick_line(rows: list) -> str:
     changed = [f"`{claim}` ({before} → {now})" for claim, before, now in rows if before != now]
     return (
-        f"Since `quick`'s budget (the same runs' kept state at 1/{LONG_FACTOR} of this budget): "
+        "Since this chapter's `quick` build (its results, kept when the long build replaced them): "
         f"**{len(changed)}** of {len(rows)} verdicts changed" + (": " + "; ".join(changed) if changed else "") + "."
     )
 

@@ -28,8 +28,8 @@ from .results import BOOK_RUN, check_results_writable, results_path, save_result
 
 DPI = 90
 # The stages a claim is measured at: the whole budget, its half and its quarter. The settled rule
-# (verdicts.standing) reads the last half and the last doubling; the quarter is quick's budget in
-# a long build (profiles.LONG_FACTOR) and shows the direction in the trajectory figure. Earlier
+# (verdicts.standing) reads the last half and the last doubling; the quarter shows the direction
+# in the trajectory figure. Earlier
 # kept states stay in the cache, unscored (each stage costs a chapter's whole measuring once more).
 FOLLOWED_STAGES = 3
 

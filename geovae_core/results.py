@@ -246,5 +246,19 @@ def save_results(chapter, parameters, claims: list, numbers: dict, runs: list, w
         "book": bool(os.environ.get(BOOK_RUN)),
     }
     path = results_path(chapter.notebook, parameters)
+    if parameters.profile == "long":
+        payload["quick"] = quick_claims(path)
     atomic_json_save(payload, path)
     return path
+
+
+def quick_claims(path: Path) -> list | None:
+    """The claims of the ``quick`` results a ``long`` build is about to replace at ``path`` (or
+    the ones a previous long build kept), for the ledger's "since quick": a long run's kept state
+    at quick's length is not always quick's model (a decoder on a frozen encoder trains, in long,
+    on an encoder trained four times longer). None when there is no quick result to keep."""
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return before.get("claims") if before.get("profile") == "quick" else before.get("quick")

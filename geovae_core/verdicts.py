@@ -166,8 +166,7 @@ class Judgement:
 
     def at(self, share: float) -> str:
         """The verdict the runs gave at ``share`` of their budget (their last kept state at or
-        before ``share`` × E: half the budget at 0.5, ``quick``'s budget in a ``long`` run at
-        1 / ``profiles.LONG_FACTOR``)."""
+        before ``share`` × E: half the budget at 0.5)."""
         earlier = {}
         for seed, points in self.trajectory.items():
             ends = [e for e, _ in points]

@@ -72,29 +72,26 @@ def test_a_chapter_whose_code_changed_or_whose_last_run_failed_is_not_shown_as_c
     assert chapter_state(load_book_results()[0][0]) != ""
 
 
-def test_a_long_chapter_says_which_verdicts_changed_since_quicks_budget(tmp_path, monkeypatch):
-    """A long run resumes quick's: its kept state at 1/LONG_FACTOR of the budget is quick's model,
-    so the ledger reads quick's verdict there and lists the ones the longer training changed."""
+def test_a_long_chapter_says_which_verdicts_changed_since_its_quick_build(tmp_path, monkeypatch):
+    """A long build keeps the quick results it replaces (a decoder on a frozen encoder trains on a
+    longer encoder in long, so the long runs' early states are not quick's models): the ledger
+    recomputes quick's verdicts from those values and lists the ones the longer training changed;
+    a second long build keeps the same quick results."""
     from geovae_core.ledger import since_quick
-    from geovae_core.profiles import LONG_FACTOR
 
-    quick, long = 10, 10 * LONG_FACTOR
-    crossed = {0: [(quick / 2, 0.3), (quick, 0.2), (long / 2, -0.1), (long, -0.4)]}
-    steady = {0: [(quick / 2, -1.0), (quick, -1.1), (long / 2, -1.2), (long, -1.3)]}
-    claims = [
-        Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: -0.4}, trajectory=crossed, budget=long),
-        Claim("N1-b", "K", "b", "K", BELOW_ZERO, {0: -1.3}, trajectory=steady, budget=long),
-    ]
-    path = _book(monkeypatch, tmp_path, claims)
-    payload = json.loads(path.read_text())
-    payload["profile"] = "long"
-    path.write_text(json.dumps(payload))
+    _book(monkeypatch, tmp_path, [])  # the book's results folder and a book run
+    quick, long = (resolve("N1", n1.SETTINGS, p, device="cpu") for p in ("quick", "long"))
+    before = [Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: 0.2}), Claim("N1-b", "K", "b", "K", BELOW_ZERO, {0: -1.1})]
+    path = save_results(n1.CHAPTER, quick, before, {}, [], 1.0)
+    later = [Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: -0.4}), Claim("N1-b", "K", "b", "K", BELOW_ZERO, {0: -1.3})]
+    assert save_results(n1.CHAPTER, long, later, {}, [], 1.0) == path
     results, _ = load_book_results()
     assert since_quick(results[0]) == [("N1-a", "does not hold", "holds"), ("N1-b", "holds", "holds")]
     text = ledger_markdown(results, [], "long")
     assert "**1** of 2 verdicts changed: `N1-a` (does not hold → holds)." in text
-    payload["profile"] = "smoke"
-    path.write_text(json.dumps(payload))
+    save_results(n1.CHAPTER, long, later, {}, [], 1.0)
+    assert since_quick(load_book_results()[0][0]) == [("N1-a", "does not hold", "holds"), ("N1-b", "holds", "holds")]
+    _book(monkeypatch, tmp_path, later)
     assert since_quick(load_book_results()[0][0]) == [] and "verdicts changed" not in ledger_markdown(
         load_book_results()[0], [], "smoke"
     )
