@@ -183,7 +183,7 @@ def _row(claim: dict, trajectories: str) -> str:
     figure = f"{{ref}}`{figure} <{label}>`" if label else figure
     statement = claim["statement"] + (f" *{claim['reason']}*" if claim.get("reason") else "")
     cells = (figure, statement, claim["criterion"].get("text", ""), _seeds(claim["per_seed"]))
-    cells += (judged.at(0.5) if claim.get("trajectory") else "—", f"**{verdict}**", standing)
+    cells += (judged.at_half if claim.get("trajectory") else "—", f"**{verdict}**", standing)
     return "| " + " | ".join(_cell(x) for x in cells) + " |"
 
 

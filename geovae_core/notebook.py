@@ -29,8 +29,8 @@ from .results import BOOK_RUN, check_results_writable, results_path, save_result
 DPI = 90
 # The stages a claim is measured at: the whole budget, its half and its quarter. The settled rule
 # (verdicts.standing) reads the last half and the last doubling; the quarter shows the direction
-# in the trajectory figure. Earlier
-# kept states stay in the cache, unscored (each stage costs a chapter's whole measuring once more).
+# in the trajectory figure. Earlier kept states stay in the cache, unscored (each stage costs a
+# chapter's whole measuring once more).
 FOLLOWED_STAGES = 3
 
 
@@ -229,7 +229,7 @@ def claims_markdown(claims: list) -> str:
             budget = f"the documents' {c.budget:g} epochs" if c.budget else "no stated budget"
             lines.append(
                 f"- Along training (kept states at {', '.join(str(e) for e, _ in next(iter(c.trajectory.values())))} "
-                f"epochs; carried to {budget}): at half the budget it was **{judgement.at(0.5)}**; "
+                f"epochs; carried to {budget}): at half the budget it was **{judgement.at_half}**; "
                 f"{state.state}" + (f": {state.detail}" if state.detail else "") + "."
             )
         if c.margin_note():

@@ -124,7 +124,7 @@ class Claim:
             "seeds_passing": passing,
             "seeds": n,
             "standing": None if state is None else {**state.__dict__},
-            "at_half": judgement.at(0.5),
+            "at_half": judgement.at_half,
             "trajectory": {str(k): [[e, _number(v)] for e, v in points] for k, points in self.trajectory.items()},
             "budget": self.budget,
             "controls": None if self.controls is None else self.controls.as_dict(self.criterion),

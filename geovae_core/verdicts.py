@@ -164,15 +164,14 @@ class Judgement:
             return None
         return standing(self.criterion, self.trajectory, self.budget)
 
-    def at(self, share: float) -> str:
-        """The verdict the runs gave at ``share`` of their budget (their last kept state at or
-        before ``share`` × E: half the budget at 0.5)."""
+    @property
+    def at_half(self) -> str:
+        """The verdict the runs gave at half their budget: each seed's last kept state at or before E/2."""
         earlier = {}
         for seed, points in self.trajectory.items():
-            ends = [e for e, _ in points]
             if len(points) >= 2:
-                limit = max(ends) * share
-                earlier[seed] = next((v for e, v in reversed(points) if e <= limit), None)
+                half = max(e for e, _ in points) / 2
+                earlier[seed] = next((v for e, v in reversed(points) if e <= half), None)
         return decide(self.criterion, earlier)[0] if earlier else NOT_MEASURED
 
 

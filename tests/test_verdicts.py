@@ -85,7 +85,7 @@ def test_a_regime_the_runs_never_reached_gives_no_verdict():
 
 def test_the_verdict_at_half_the_budget_comes_from_the_kept_states():
     judged = Judgement(BELOW, {0: 0.8, 1: 0.9}, trajectory={0: _points([2, 2, 1.5, 0.8]), 1: _points([2, 2, 0.5, 0.9])})
-    assert judged.at(0.5) == "mixed" and judged.word == HOLDS
+    assert judged.at_half == "mixed" and judged.word == HOLDS
 
 
 def _history(values, key="test_loss"):
