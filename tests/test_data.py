@@ -279,3 +279,23 @@ def test_celeba_md5sums_beside_the_images_are_used_too(fresh, monkeypatch):
     monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
     with pytest.raises(DatasetChecksumError, match=r"celeba: .*img_align_celeba/000004.jpg has md5 .*expected"):
         load_dataset("celeba")
+
+
+def test_binarisation_samples_each_pixel_with_its_intensity_as_probability():
+    """Bernoulli(intensity), not a threshold at 0.5: a grey of 0.3 becomes 30 % white pixels."""
+    grey = binarized(torch.full((200, 1, 28, 28), 0.3))
+    assert set(grey.unique().tolist()) == {0.0, 1.0}
+    assert grey.mean().item() == pytest.approx(0.3, abs=0.01)
+    light = binarized(torch.full((200, 1, 28, 28), 0.7))
+    assert light.mean().item() == pytest.approx(0.7, abs=0.01)
+    ramp = torch.linspace(0, 1, 11).repeat(5000, 1)  # each column one intensity, 5000 draws each
+    drawn = binarized(ramp)
+    assert drawn[:, 0].max() == 0 and drawn[:, -1].min() == 1  # black stays black, white white
+    assert torch.allclose(drawn.mean(dim=0), torch.linspace(0, 1, 11), atol=0.03)
+    assert not torch.equal(binarized(ramp, seed=1), drawn)  # the seed picks the draw
+
+
+# --- a cache without room for the decoded dataset ----------------------------------------------
+
+
+MNIST_DECODED_MB = 53  # 70,000 images of 28 x 28 bytes and their labels

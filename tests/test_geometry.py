@@ -247,3 +247,56 @@ def test_umap_s_kernels_count_as_compiled_once_numba_s_cache_holds_them(tmp_path
     assert _umap_kernels_cached()
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     assert _umap_kernels_cached()  # no cache folder of ours: nothing to say
+
+
+class _FixedGaussians(torch.nn.Module):
+    """An encoder whose every code is N(mu, 4 I): log sigma^2 = log 4, a standard deviation of 2."""
+
+    def __init__(self, mu: torch.Tensor):
+        super().__init__()
+        self.mu = mu
+
+    def encode(self, x):
+        return self.mu.expand(len(x), -1), torch.full((len(x), len(self.mu)), math.log(4.0))
+
+
+@pytest.mark.parametrize("mu", [torch.zeros(3), torch.tensor([5.0, -1.0, 0.5])])
+def test_the_sampled_cv_nnd_draws_codes_with_the_encoder_s_sigma_not_its_variance(monkeypatch, mu):
+    """CV-NND is scale-free, so its value alone cannot tell sigma from sigma^2 when every mu is
+    the same: the codes handed to cv_nnd are read instead (the draws z = mu + sigma * eps)."""
+    import geovae_core.geometry as geometry
+
+    handed = []
+
+    def spy(z):
+        handed.append(z)
+        return cv_nnd(z)
+
+    monkeypatch.setattr(geometry, "cv_nnd", spy)
+    out = latent_cv_nnd(_FixedGaussians(mu), torch.zeros(64, 1, 2, 2), batches=1, batch_size=64, draws=100)
+    on_mu, draws = handed
+    assert on_mu.shape == (64, 3) and draws.shape == (100, 64, 3)
+    deviation = draws - mu
+    assert torch.allclose(deviation.mean(dim=(0, 1)), torch.zeros(3), atol=0.05)
+    assert torch.allclose(deviation.std(dim=(0, 1)), torch.full((3,), 2.0), atol=0.05)
+    assert out["cv_nnd_sampled"] == pytest.approx(float(cv_nnd(draws).mean()))
+
+
+def _two_class_judge(confidence: float):
+    """Images -> probabilities: class 1 with ``confidence`` for an image brighter in all than 0.5,
+    else class 0 with 0.9 (float32, as a softmax hands them)."""
+
+    def judge(images):
+        bright = images.flatten(1).sum(dim=1, keepdim=True) > 0.5
+        return torch.where(bright, torch.tensor([1 - confidence, confidence]), torch.tensor([0.9, 0.1]))
+
+    return judge
+
+
+@pytest.mark.parametrize("confidence, morphed", [(0.8, 1.0), (0.81, 1.0), (0.79, 0.0), (0.6, 0.0)])
+def test_morphed_counts_another_class_judged_with_a_confidence_of_at_least_0_8(confidence, morphed):
+    """criteria.MORPHS: outputs "confidently (>= 0.8)" judged another class; exactly 0.8 counts."""
+    codes = torch.zeros(3, 4)  # decode to black: class 0; +1 on one pixel: class 1; +0.1: still class 0
+    out = perturbation_response(_Linear(), codes, range(4), [0.1, 1.0], judge=_two_class_judge(confidence))
+    assert out["morphed"] == [0.0, morphed]
+    assert out["confidence"] == pytest.approx([0.9, confidence])

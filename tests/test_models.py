@@ -1,8 +1,11 @@
+import math
+
 import pytest
 import torch
+from torch import nn
 
 from geovae_core import ExperimentConfig
-from geovae_core.models import build_model, count_parameters
+from geovae_core.models import ACTIVATIONS, ARCHITECTURES, build_model, count_parameters
 
 K_VAE_TABLE, K_AE_TABLE = 790_792, 787_786  # K, Appendix A.1 and A.2 (z = 2)
 UNUSED_DECODER_HEADS = 2 * (500 * 2 + 2)  # K's Linear-8 and Linear-9: listed, never used
@@ -60,3 +63,101 @@ def test_the_encoder_emits_a_variance_unless_the_latent_is_a_point(latent, outpu
     model = build_model(config, (1, 28, 28))
     assert model.encoder(torch.rand(2, 1, 28, 28)).shape == (2, outputs)
     assert (model.encode(torch.rand(2, 1, 28, 28))[1] is None) == (latent == "point")
+
+
+def _with_fixed_encoding(model, mu: torch.Tensor, logvar: torch.Tensor):
+    """Make the encoder's last linear layer emit [mu, logvar] for every input (weights 0, bias set)."""
+    last = [m for m in model.encoder.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.cat([mu, logvar]))
+    return model
+
+
+@pytest.mark.parametrize("family", ["shallow_mlp", "mlp"])
+def test_the_reparameterisation_draws_z_with_sigma_the_square_root_of_the_variance(family):
+    """AEVB eq. 10: z = mu + sigma * eps with sigma = exp(log sigma^2 / 2); log sigma^2 = log 4 is a spread of 2."""
+    config = ExperimentConfig(model=family, latent_dim=3, hidden_dim=16, widths=(16,), init_std=None)
+    mu = torch.tensor([1.0, -2.0, 0.5])
+    model = _with_fixed_encoding(build_model(config, (1, 28, 28)), mu, torch.full((3,), math.log(4.0)))
+    x = torch.rand(5, 1, 28, 28)
+    eps = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    out = model(x, noise=eps)
+    assert torch.equal(out["mu"], mu.expand(5, 3)) and torch.allclose(out["logvar"], torch.full((5, 3), math.log(4.0)))
+    assert torch.allclose(out["z"], mu + 2.0 * eps, atol=1e-6)
+    # the noise drawn when none is given: 3 x 4000 draws around mu, of standard deviation 2 (not 4)
+    torch.manual_seed(0)
+    spread = (model(torch.rand(4000, 1, 28, 28))["z"] - mu).std(dim=0)
+    assert torch.allclose(spread, torch.full((3,), 2.0), atol=0.1)
+    # a variance of 1/4: a spread of 1/2 (not 1/4)
+    _with_fixed_encoding(model, mu, torch.full((3,), math.log(0.25)))
+    assert torch.allclose(model(x, noise=eps)["z"], mu + 0.5 * eps, atol=1e-6)
+
+
+def test_an_ae_with_kl_decodes_its_mean_and_ignores_the_noise():
+    config = ExperimentConfig(model="mlp", latent="mean", latent_dim=3, widths=(16,), init_std=None)
+    mu = torch.tensor([1.0, -2.0, 0.5])
+    model = _with_fixed_encoding(build_model(config, (1, 28, 28)), mu, torch.full((3,), math.log(4.0)))
+    out = model(torch.rand(5, 1, 28, 28), noise=torch.randn(5, 3))
+    assert torch.equal(out["z"], mu.expand(5, 3))
+
+
+# One small config per family whose hidden activation the config names (models.ARCHITECTURES).
+ACTIVATED = {
+    "shallow_mlp": dict(latent_dim=3, hidden_dim=16),
+    "mlp": dict(latent_dim=3, widths=(16, 8)),
+    "conv": dict(latent_dim=3, widths=(4, 8)),
+    "resmlp": dict(latent_dim=3, widths=(16, 16)),
+    "conv_map": dict(latent="point", latent_dim=3, widths=(4, 8), map_shape=(7, 7)),
+    "classifier_ae": dict(latent="point", latent_dim=8, widths=(16,)),
+}
+WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def _hidden_values(model, x: torch.Tensor) -> list:
+    """The inputs of every weight layer but the first of the encoder and of the decoder (which
+    read the image and the code): what the hidden activations hand on, one tensor per layer."""
+    entries = {next(m for m in part.modules() if isinstance(m, WEIGHTED)) for part in (model.encoder, model.decoder)}
+    seen = []
+    handles = [
+        m.register_forward_pre_hook(lambda module, args: seen.append((module, args[0].detach())))
+        for m in model.modules()
+        if isinstance(m, WEIGHTED) and m not in entries
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [values for _, values in seen]
+
+
+def test_every_family_that_takes_an_activation_is_listed_here():
+    assert set(ARCHITECTURES) - set(ACTIVATED) == {"mlp_classifier"}  # the metric's features: ReLU by design
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("family", list(ACTIVATED))
+def test_the_hidden_activation_is_the_one_the_config_names(family, activation):
+    torch.manual_seed(0)
+    config = ExperimentConfig(model=family, activation=activation, init_std=None, **ACTIVATED[family])
+    model = build_model(config, (1, 28, 28))
+    kinds = {type(m) for m in model.modules() if type(m) in ACTIVATIONS.values()}
+    assert kinds == {ACTIVATIONS[activation]}
+    hidden = _hidden_values(model, torch.rand(16, 1, 28, 28))
+    assert len(hidden) >= 2
+    for values in hidden:
+        if activation == "tanh":  # in [-1, 1] (1 in float32 at saturation), both signs
+            assert values.abs().max() <= 1 and (values < 0).any() and (values > 0).any()
+        else:  # relu: never negative, some units exactly off, some on
+            assert values.min() >= 0 and (values == 0).any() and (values > 0).any()
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_the_quality_metric_s_feature_network_is_relu_whatever_the_config_says(activation):
+    config = ExperimentConfig(model="mlp_classifier", activation=activation, latent_dim=8, hidden_dim=16)
+    model = build_model(config, (1, 28, 28))
+    assert {type(m) for m in model.modules() if type(m) in ACTIVATIONS.values()} == {nn.ReLU}
+    features = model(torch.rand(16, 1, 28, 28))["features"]
+    assert features.min() >= 0 and (features == 0).any()
