@@ -13,11 +13,13 @@ files are there, otherwise from a folder of aligned JPEGs (``img_align_celeba/``
 ``MD5SUMS`` file (lines ``md5  relative/path``) lies beside the images, in their parent or in
 the data root, the images are checked against it first. The decoded tensors are cached under
 ``$GEOVAE_CACHE/data`` with an atomic write: an interrupted run leaves nothing half-written
-behind, and a damaged file there is set aside in ``data/damaged/`` and decoded again.
+behind, a cache without room says so in one line, and a damaged file there is set aside in
+``data/damaged/`` and decoded again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -33,8 +35,17 @@ import torch
 import torchvision
 from PIL import Image
 
-from .errors import DatasetChecksumError, DatasetNotFoundError
-from .storage import atomic_torch_save, cache_dir, describe, load_checked, paid_once, set_aside
+from .errors import CacheNotWritableError, DatasetChecksumError, DatasetNotFoundError
+from .storage import (
+    atomic_torch_save,
+    cache_dir,
+    check_space,
+    describe,
+    load_checked,
+    no_space_error,
+    paid_once,
+    set_aside,
+)
 
 # name -> (torchvision class, folder under the root, class names)
 IDX_DATASETS = {
@@ -286,10 +297,37 @@ def load_dataset(name: str, root: str | None = None) -> ImageDataset:
                 tensors = _decode_cifar10(root_path)
             else:
                 tensors = _decode_celeba(root_path)
-            atomic_torch_save(tensors, cached)
+            _save_decoded(name, tensors, cached)
     as_float = {k: (v.float() / 255.0 if k.endswith("images") else v) for k, v in tensors.items()}
     classes = IDX_DATASETS[name][2] if name in IDX_DATASETS else CIFAR10_CLASSES if name == "cifar10" else ()
     return ImageDataset(name=name, classes=classes, **as_float)
+
+
+def _save_decoded(name: str, tensors: dict, path: Path) -> None:
+    """Write the decoded tensors into the cache atomically, once ``storage.check_space`` finds room;
+    a cache without room (found first, or while writing, where torch hides it) or not writable
+    fails in one line, leaving no file and no folder it created."""
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        check_space(path.parent, size)
+        atomic_torch_save(tensors, path)
+    except (OSError, RuntimeError) as error:
+        full = no_space_error(path.parent, error, size)
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: another writer's file is there
+                folder.rmdir()
+        if not full and not isinstance(error, OSError):
+            raise
+        why = (
+            f"{full}; free some space there or set GEOVAE_CACHE to a folder with room"
+            if full
+            else f"{describe(error)}; set GEOVAE_CACHE to a writable folder"
+        )
+        raise CacheNotWritableError(
+            f"{name}: the decoded dataset ({size / 2**20:,.0f} MB) cannot be kept: {why}"
+        ) from None
 
 
 def _read_decoded(name: str, path: Path) -> dict | None:

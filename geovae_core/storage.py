@@ -113,26 +113,37 @@ SPACE_MARGIN = 1.25  # room asked for beyond a file's size: the temp file, the f
 MIN_FREE_BYTES = 16 * 2**20
 
 
+def _room(free: int, size: int) -> str:
+    """``X MB free, Y MB needed`` for a file of ``size`` bytes, with the margin."""
+    needed = max(int(size * SPACE_MARGIN), MIN_FREE_BYTES)
+    return f"{free / 2**20:,.0f} MB free, {needed / 2**20:,.0f} MB needed" if free < needed else ""
+
+
 def check_space(folder: Path, size: int) -> None:
     """OSError(ENOSPC) when ``folder`` has no room for a file of ``size`` bytes (with a margin)."""
-    free = shutil.disk_usage(folder).free
-    needed = max(int(size * SPACE_MARGIN), MIN_FREE_BYTES)
-    if free < needed:
-        raise OSError(
-            errno.ENOSPC, f"no space left in {folder}: {free / 2**20:,.0f} MB free, {needed / 2**20:,.0f} MB needed"
-        )
+    shortfall = _room(shutil.disk_usage(folder).free, size)
+    if shortfall:
+        raise OSError(errno.ENOSPC, f"no space left in {folder}: {shortfall}")
 
 
-def no_space_error(folder: Path, error: BaseException) -> str | None:
-    """ "no space left in <folder>" when ``error`` comes from a full disk (an OSError with ENOSPC,
-    or torch's writer failing while the disk is full, which hides the cause); else None."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return f"no space left in {folder}"
+def no_space_error(folder: Path, error: BaseException, size: int | None = None) -> str | None:
+    """ "no space left in <folder>" (given the ``size`` of the file, with ``check_space``'s MB free
+    and needed) when ``error`` comes from a full disk: an OSError with ENOSPC, itself or in its
+    chain, where torch's writer hides it behind ``[enforce fail at inline_container.cc]``; or torch's
+    writer failing while the disk is still full. Else None."""
+    chain, cause = [], error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    full = any(isinstance(c, OSError) and c.errno == errno.ENOSPC for c in chain)
     try:
-        full = shutil.disk_usage(folder).free < MIN_FREE_BYTES
+        free = shutil.disk_usage(folder).free
     except OSError:
+        free = None
+    if not full and (free is None or free >= MIN_FREE_BYTES):
         return None
-    return f"no space left in {folder}" if full else None
+    shortfall = _room(free, size) if free is not None and size is not None else ""
+    return f"no space left in {folder}" + (f": {shortfall}" if shortfall else "")
 
 
 def _atomic_write(path: Path, write) -> None:

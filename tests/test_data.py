@@ -1,3 +1,4 @@
+import errno
 import shutil
 import urllib.error
 from pathlib import Path
@@ -8,7 +9,7 @@ import torchvision
 
 from geovae_core import ExperimentConfig
 from geovae_core.data import binarized, experiment_split, load_dataset
-from geovae_core.errors import DatasetChecksumError, DatasetNotFoundError
+from geovae_core.errors import CacheNotWritableError, DatasetChecksumError, DatasetNotFoundError
 
 MNIST_FILES = [f for f, _ in torchvision.datasets.MNIST.resources]
 
@@ -299,3 +300,78 @@ def test_binarisation_samples_each_pixel_with_its_intensity_as_probability():
 
 
 MNIST_DECODED_MB = 53  # 70,000 images of 28 x 28 bytes and their labels
+
+
+# --- a cache without room for the decoded dataset ----------------------------------------------
+
+
+MNIST_DECODED_MB = 53  # 70,000 images of 28 x 28 bytes and their labels
+
+
+def _mnist_into(monkeypatch, cache: Path):
+    monkeypatch.setenv("GEOVAE_DATA", str(_shared_data()))
+    monkeypatch.setenv("GEOVAE_CACHE", str(cache))
+
+
+def test_a_disk_without_room_for_the_decoded_dataset_says_so_in_one_line_and_leaves_nothing(fresh, monkeypatch):
+    from geovae_core import storage
+
+    _mnist_into(monkeypatch, fresh / "new" / "cache")
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12, 40 * 2**20))
+    with pytest.raises(CacheNotWritableError) as error:
+        load_dataset("mnist")
+    assert str(error.value) == (
+        f"mnist: the decoded dataset ({MNIST_DECODED_MB} MB) cannot be kept: no space left in "
+        f"{fresh / 'new' / 'cache' / 'data'}: 40 MB free, 66 MB needed; free some space there or set GEOVAE_CACHE "
+        "to a folder with room"
+    )
+    assert not (fresh / "new").exists()  # not even the folders the write would have made
+
+
+def _torch_writing_onto_a_full_disk(monkeypatch):
+    """torch.save, its writes failing with ENOSPC after the first: torch's own RuntimeError then hides it."""
+    real_save = torch.save
+
+    class FullDisk:
+        def __init__(self, stream):
+            self.stream, self.written = stream, 0
+
+        def write(self, chunk):
+            if self.written:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(chunk)
+            return self.stream.write(chunk)
+
+        def flush(self):
+            self.stream.flush()
+
+    monkeypatch.setattr(torch, "save", lambda obj, stream: real_save(obj, FullDisk(stream)))
+
+
+def test_a_disk_that_fills_while_the_decoded_dataset_is_written_is_said_as_such_not_as_torch_s_error(
+    fresh, monkeypatch
+):
+    _mnist_into(monkeypatch, fresh / "cache")
+    (fresh / "cache" / "data").mkdir(parents=True)
+    (fresh / "cache" / "data" / "other.pt").write_bytes(b"another dataset")
+    _torch_writing_onto_a_full_disk(monkeypatch)
+    with pytest.raises(RuntimeError, match="enforce fail"):  # what torch says, without the check
+        torch.save({"x": torch.zeros(10)}, open(fresh / "probe", "wb"))
+    with pytest.raises(CacheNotWritableError) as error:
+        load_dataset("mnist")
+    message = str(error.value)
+    assert message == (
+        f"mnist: the decoded dataset ({MNIST_DECODED_MB} MB) cannot be kept: no space left in "
+        f"{fresh / 'cache' / 'data'}; free some space there or set GEOVAE_CACHE to a folder with room"
+    )
+    assert [p.name for p in (fresh / "cache").rglob("*")] == ["data", "other.pt"]  # no partial file; its folder kept
+
+
+def test_a_cache_that_cannot_be_written_says_so_in_one_line(fresh, monkeypatch):
+    (fresh / "a-file").write_text("not a folder")
+    _mnist_into(monkeypatch, fresh / "a-file" / "cache")
+    with pytest.raises(CacheNotWritableError) as error:
+        load_dataset("mnist")
+    message = str(error.value)
+    assert message.startswith(f"mnist: the decoded dataset ({MNIST_DECODED_MB} MB) cannot be kept: NotADirectoryError")
+    assert message.endswith("; set GEOVAE_CACHE to a writable folder") and "\n" not in message
