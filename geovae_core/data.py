@@ -2,14 +2,16 @@
 
 Where files are looked for, in order:
 1. the data root, ``$GEOVAE_DATA`` (or the ``root`` argument): laid out as torchvision
-   expects (``<root>/MNIST/raw/*.gz``, ``<root>/cifar-10-batches-py/``, ``<root>/celeba/``);
-   it may be read-only, nothing is written there;
+   expects (``<root>/MNIST/raw/*.gz``, ``<root>/cifar-10-batches-py/``, ``<root>/celeba/``),
+   plus ``<root>/cifar-10-jpeg/cifar-10-jpeg.tar.gz``; it may be read-only, nothing is written there;
 2. ``<cache>/downloads``, where torchvision's own loader downloads when online.
 
 MNIST, FashionMNIST and CIFAR-10 files are checked against torchvision's md5 lists and
-decoded straight from the archives. CelebA comes from torchvision's class when all its
-files are there, otherwise from a folder of aligned JPEGs (``img_align_celeba/``, split by
-``list_eval_partition.txt`` when present), centre-cropped and resized once; when an
+decoded straight from the archives. Where CIFAR-10's pickles are absent or fail that check,
+the JPEG copy of SOURCES.md §5 (checked against its md5) is decoded instead, and the loaded
+dataset's ``source`` says "CIFAR-10 (JPEG copy)". CelebA comes from torchvision's class when
+all its files are there, otherwise from a folder of aligned JPEGs (``img_align_celeba/``, split
+by ``list_eval_partition.txt`` when present), centre-cropped and resized once; when an
 ``MD5SUMS`` file (lines ``md5  relative/path``) lies beside the images, in their parent or in
 the data root, the images are checked against it first. The decoded tensors are cached under
 ``$GEOVAE_CACHE/data`` with an atomic write: an interrupted run leaves nothing half-written
@@ -23,12 +25,15 @@ import contextlib
 import functools
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import shutil
 import sys
+import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
@@ -57,6 +62,8 @@ IDX_DATASETS = {
     ),
 }
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_JPEG_FOLDER = "cifar-10-jpeg"
+CIFAR10_JPEG_ARCHIVE = ("cifar-10-jpeg.tar.gz", "1305e62a50e4706d19c8747004d1d1a2")  # (file, md5): SOURCES.md §5
 CELEBA_SIZE = 64
 DATASETS = (*IDX_DATASETS, "cifar10", "celeba")
 
@@ -64,7 +71,10 @@ DATASETS = (*IDX_DATASETS, "cifar10", "celeba")
 @dataclass(frozen=True)
 class ImageDataset:
     """A whole dataset in memory: images float32 [N, C, H, W] in [0, 1], labels int64
-    (all -1 where the dataset has no labels, as CelebA here)."""
+    (all -1 where the dataset has no labels, as CelebA here). ``source`` is the data as a page
+    names it beside the numbers computed on it: "MNIST", "FashionMNIST", "CIFAR-10", "CelebA",
+    or "CIFAR-10 (JPEG copy)" where CIFAR-10 was decoded from SOURCES.md §5's JPEG files,
+    whose pixels differ from the official ones by JPEG rounding (empty for a dataset built by hand)."""
 
     name: str
     train_images: torch.Tensor
@@ -72,6 +82,7 @@ class ImageDataset:
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: tuple
+    source: str = ""
 
     @property
     def image_shape(self) -> tuple:
@@ -101,27 +112,38 @@ def _verify(name: str, folder: Path, checksums) -> None:
             )
 
 
-def _locate(name: str, root: Path | None, subfolders, filenames, download) -> Path:
-    """The first folder under the data root or the download cache that holds every file;
-    otherwise try torchvision's download into the cache, and fail in one line."""
-    downloads = cache_dir() / "downloads"
-    bases = [b for b in (root, downloads) if b is not None]
-    for base in bases:
+def _bases(root: Path | None) -> list:
+    """Where files are looked for, in order: the data root, then the download cache."""
+    return [b for b in (root, cache_dir() / "downloads") if b is not None]
+
+
+def _find(root: Path | None, subfolders, filenames) -> Path | None:
+    """The first folder under the data root or the download cache that holds every file, or None."""
+    for base in _bases(root):
         for sub in subfolders:
             if all((base / sub / f).is_file() for f in filenames):
                 return base / sub
+    return None
+
+
+def _download(name: str, root: Path | None, wanted, download) -> Path:
+    """Try torchvision's download into the cache, or fail in one line naming what was looked
+    for where; ``wanted``: the (folder, filenames) that would each have done, the download's first."""
+    downloads = cache_dir() / "downloads"
     existed = downloads.exists()
     try:
         download(downloads)
     except Exception as error:  # offline, refused, or torchvision's own md5 failure
         if not existed:  # leave no empty folder behind
             shutil.rmtree(downloads, ignore_errors=True)
+        looked = ", or ".join(
+            f"{', '.join(files)} in {', '.join(str(b / folder) for b in _bases(root))}" for folder, files in wanted
+        )
         raise DatasetNotFoundError(
-            f"{name}: expected {', '.join(filenames)} in {', '.join(str(b / subfolders[0]) for b in bases)}; "
-            f"download failed ({type(error).__name__}).{_missing_root(root)} Set GEOVAE_DATA to a folder that "
-            f"holds {subfolders[0]}/."
+            f"{name}: expected {looked}; download failed ({type(error).__name__}).{_missing_root(root)} "
+            f"Set GEOVAE_DATA to a folder that holds {' or '.join(f'{folder}/' for folder, _ in wanted)}."
         ) from None
-    return downloads / subfolders[0]
+    return downloads / wanted[0][0]
 
 
 def _missing_root(root: Path | None) -> str:
@@ -143,8 +165,8 @@ def _read_idx_gz(path: Path) -> np.ndarray:
 def _decode_idx(name: str, root: Path | None) -> dict:
     tv_class, folder, _ = IDX_DATASETS[name]
     files = [f for f, _ in tv_class.resources]
-    where = _locate(
-        name, root, [f"{folder}/raw", folder, "."], files, lambda d: tv_class(root=d, train=True, download=True)
+    where = _find(root, [f"{folder}/raw", folder, "."], files) or _download(
+        name, root, [(f"{folder}/raw", files)], lambda d: tv_class(root=d, train=True, download=True)
     )
     _verify(name, where, tv_class.resources)
     arrays = [_read_idx_gz(where / f) for f in files]
@@ -156,14 +178,47 @@ def _decode_idx(name: str, root: Path | None) -> dict:
     }
 
 
-def _decode_cifar10(root: Path | None) -> dict:
-    """torchvision's CIFAR-10 python batches: 5 training pickles and one test pickle."""
+@dataclass(frozen=True)
+class _Source:
+    """Where a dataset is decoded from: its name on the pages (``ImageDataset.source``), its
+    decoded-tensor file in the cache, and the decoder."""
+
+    title: str
+    cache_file: str
+    decode: Callable[[], dict]
+
+
+def _cifar10_source(root: Path | None) -> _Source:
+    """The official pickles when present and passing torchvision's md5 check; else the JPEG copy
+    (SOURCES.md §5, which says to prefer the pickles); else the pickles by torchvision's download."""
     tv = torchvision.datasets.CIFAR10
     checksums = tv.train_list + tv.test_list
-    where = _locate(
-        "cifar10", root, [tv.base_folder], [f for f, _ in checksums], lambda d: tv(root=d, train=True, download=True)
+    pickle_files = [f for f, _ in checksums]
+    pickles = _find(root, [tv.base_folder], pickle_files)
+    jpegs = _find(root, [CIFAR10_JPEG_FOLDER], [CIFAR10_JPEG_ARCHIVE[0]])
+    if pickles is not None:
+        try:
+            _verify("cifar10", pickles, checksums)
+            return _Source("CIFAR-10", "cifar10.pt", lambda: _decode_cifar10_pickles(pickles))
+        except DatasetChecksumError as damaged:
+            if jpegs is None:
+                raise
+            print(f"{damaged}; reading the JPEG copy in {jpegs} instead", file=sys.stderr, flush=True)
+    if jpegs is not None:
+        _verify("cifar10", jpegs, [CIFAR10_JPEG_ARCHIVE])
+        return _Source("CIFAR-10 (JPEG copy)", "cifar10-jpeg.pt", lambda: _decode_cifar10_jpegs(jpegs))
+
+    wanted = [(tv.base_folder, pickle_files), (CIFAR10_JPEG_FOLDER, [CIFAR10_JPEG_ARCHIVE[0]])]
+    return _Source(  # torchvision checks the md5 of what it downloads
+        "CIFAR-10",
+        "cifar10.pt",
+        lambda: _decode_cifar10_pickles(_download("cifar10", root, wanted, lambda d: tv(root=d, download=True))),
     )
-    _verify("cifar10", where, checksums)
+
+
+def _decode_cifar10_pickles(where: Path) -> dict:
+    """torchvision's CIFAR-10 python batches: 5 training pickles and one test pickle."""
+    tv = torchvision.datasets.CIFAR10
 
     def read(entries):
         images, labels = [], []
@@ -178,12 +233,36 @@ def _decode_cifar10(root: Path | None) -> dict:
     return {"train_images": train_x, "train_labels": train_y, "test_images": test_x, "test_labels": test_y}
 
 
+def _decode_cifar10_jpegs(folder: Path) -> dict:
+    """SOURCES.md §5's archive (its md5 checked) of ``train/<class>/NNNN.jpg`` and
+    ``test/<class>/NNNN.jpg``, decoded with PIL in a fixed order: each class's files by name (the
+    classes in torchvision's order, ``CIFAR10_CLASSES``; the folder gives the label), taken one
+    from each class in turn, as the official batches mix the classes: a prefix (a config's
+    ``train_size``) then holds all ten."""
+    files = {split: [[] for _ in CIFAR10_CLASSES] for split in ("train", "test")}
+    with tarfile.open(folder / CIFAR10_JPEG_ARCHIVE[0], "r|gz") as tar:
+        for member in tar:
+            if member.isfile():
+                split, label, filename = PurePosixPath(member.name).parts
+                files[split][CIFAR10_CLASSES.index(label)].append((filename, tar.extractfile(member).read()))
+    tensors = {}
+    for split, classes in files.items():
+        for members in classes:
+            members.sort()
+        order = sorted((rank, label) for label, members in enumerate(classes) for rank in range(len(members)))
+        jpegs = [classes[label][rank][1] for rank, label in order]
+        images = np.stack([np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")) for jpeg in jpegs])
+        tensors[f"{split}_images"] = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        tensors[f"{split}_labels"] = torch.tensor([label for _, label in order])
+    return tensors
+
+
 def _celeba_files(root: Path | None) -> tuple:
     """(image folder, train names, test names): torchvision's CelebA split when its files are
     all there, else ``list_eval_partition.txt`` (0: train; 1 and 2, validation and test: held
     out, so that a partial copy keeps enough held-out faces for the sample-quality protocol),
     else the last tenth."""
-    bases = [b for b in (root, cache_dir() / "downloads") if b is not None]
+    bases = _bases(root)
     for base in bases:
         try:
             train = torchvision.datasets.CelebA(base, split="train", download=False)
@@ -244,8 +323,7 @@ def _check_md5sums(folder: Path, names, root: Path | None) -> None:
                 )
 
 
-def _decode_celeba(root: Path | None) -> dict:
-    folder, train, test = _celeba_files(root)
+def _decode_celeba(folder: Path, train: list, test: list, root: Path | None) -> dict:
     _check_md5sums(folder, train + test, root)
 
     def read(names):
@@ -271,13 +349,15 @@ def _decode_celeba(root: Path | None) -> dict:
     }
 
 
-def _cache_name(name: str, root: Path | None) -> str:
-    """The decoded-tensor file; CelebA's also depends on which images were found."""
-    if name != "celeba":
-        return f"{name}.pt"
+def _source(name: str, root: Path | None) -> _Source:
+    """Where ``name`` is decoded from; CelebA's cache file also depends on which images were found."""
+    if name in IDX_DATASETS:
+        return _Source(IDX_DATASETS[name][1], f"{name}.pt", lambda: _decode_idx(name, root))
+    if name == "cifar10":
+        return _cifar10_source(root)
     folder, train, test = _celeba_files(root)
     listing = hashlib.sha256("\n".join([str(folder), *train, "|", *test]).encode()).hexdigest()[:12]
-    return f"celeba{CELEBA_SIZE}-{listing}.pt"
+    return _Source("CelebA", f"celeba{CELEBA_SIZE}-{listing}.pt", lambda: _decode_celeba(folder, train, test, root))
 
 
 @functools.lru_cache(maxsize=4)
@@ -286,21 +366,16 @@ def load_dataset(name: str, root: str | None = None) -> ImageDataset:
     at most once."""
     if name not in DATASETS:
         raise DatasetNotFoundError(f"dataset {name!r} is unknown; known: {', '.join(DATASETS)}")
-    root_path = Path(root) if root else data_root()
-    cached = cache_dir() / "data" / _cache_name(name, root_path)
+    source = _source(name, Path(root) if root else data_root())
+    cached = cache_dir() / "data" / source.cache_file
     tensors = _read_decoded(name, cached) if cached.is_file() else None
     if tensors is None:
         with paid_once(f"decoding {name}"):
-            if name in IDX_DATASETS:
-                tensors = _decode_idx(name, root_path)
-            elif name == "cifar10":
-                tensors = _decode_cifar10(root_path)
-            else:
-                tensors = _decode_celeba(root_path)
+            tensors = source.decode()
             _save_decoded(name, tensors, cached)
     as_float = {k: (v.float() / 255.0 if k.endswith("images") else v) for k, v in tensors.items()}
     classes = IDX_DATASETS[name][2] if name in IDX_DATASETS else CIFAR10_CLASSES if name == "cifar10" else ()
-    return ImageDataset(name=name, classes=classes, **as_float)
+    return ImageDataset(name=name, classes=classes, source=source.title, **as_float)
 
 
 def _save_decoded(name: str, tensors: dict, path: Path) -> None:

@@ -1,5 +1,7 @@
 import errno
+import random
 import shutil
+import tarfile
 import urllib.error
 from pathlib import Path
 
@@ -8,7 +10,7 @@ import torch
 import torchvision
 
 from geovae_core import ExperimentConfig
-from geovae_core.data import binarized, experiment_split, load_dataset
+from geovae_core.data import CIFAR10_CLASSES, binarized, experiment_split, load_dataset
 from geovae_core.errors import CacheNotWritableError, DatasetChecksumError, DatasetNotFoundError
 
 MNIST_FILES = [f for f, _ in torchvision.datasets.MNIST.resources]
@@ -152,17 +154,12 @@ def _cifar_batches(folder: Path, n_per_batch=4):
 
 
 def test_cifar10_path_on_generated_cifar_shaped_batches(fresh, monkeypatch):
-    from geovae_core.data import _md5
-
-    folder = fresh / "root" / "cifar-10-batches-py"
-    _cifar_batches(folder)
-    tv = torchvision.datasets.CIFAR10
-    monkeypatch.setattr(tv, "train_list", [[f, _md5(folder / f)] for f, _ in tv.train_list])
-    monkeypatch.setattr(tv, "test_list", [[f, _md5(folder / f)] for f, _ in tv.test_list])
+    _generated_batches_that_pass(monkeypatch, fresh / "root" / "cifar-10-batches-py")
     monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
-    data = load_dataset("cifar10")
-    assert data.train_images.shape == (20, 3, 32, 32) and data.test_images.shape == (4, 3, 32, 32)
-    assert data.train_labels[:4].tolist() == [0, 1, 2, 3] and data.classes[0] == "airplane"
+    loaded = load_dataset("cifar10")
+    assert loaded.train_images.shape == (20, 3, 32, 32) and loaded.test_images.shape == (4, 3, 32, 32)
+    assert loaded.train_labels[:4].tolist() == [0, 1, 2, 3] and loaded.classes[0] == "airplane"
+    assert loaded.source == "CIFAR-10" and (fresh / "cache" / "data" / "cifar10.pt").is_file()
     config = ExperimentConfig(
         model="conv",
         dataset="cifar10",
@@ -185,15 +182,93 @@ def test_cifar10_with_real_checksums_rejects_generated_batches(fresh, monkeypatc
         load_dataset("cifar10")
 
 
-def test_missing_cifar10_names_the_files_and_folder(fresh, monkeypatch):
+def test_missing_cifar10_names_the_pickles_and_the_jpeg_archive_and_where_they_were_looked_for(fresh, monkeypatch):
     monkeypatch.setattr(
         torchvision.datasets.CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("offline"))
     )
     monkeypatch.setenv("GEOVAE_DATA", str(fresh / "empty"))
-    with pytest.raises(
-        DatasetNotFoundError, match=r"cifar10: expected data_batch_1, .*test_batch in .*empty/cifar-10-batches-py"
-    ):
+    with pytest.raises(DatasetNotFoundError) as error:
         load_dataset("cifar10")
+    message, empty, downloads = str(error.value), fresh / "empty", fresh / "cache" / "downloads"
+    assert message.startswith("cifar10: expected data_batch_1, ") and "\n" not in message
+    assert f"test_batch in {empty / 'cifar-10-batches-py'}, {downloads / 'cifar-10-batches-py'}, or " in message
+    assert f"cifar-10-jpeg.tar.gz in {empty / 'cifar-10-jpeg'}, {downloads / 'cifar-10-jpeg'}; " in message
+    assert message.endswith("Set GEOVAE_DATA to a folder that holds cifar-10-batches-py/ or cifar-10-jpeg/.")
+
+
+def _cifar_jpeg_archive(monkeypatch, root: Path, per_class=(3, 2)) -> Path:
+    """SOURCES.md §5's layout, ``per_class`` (train, test) images of each class, each a flat colour:
+    red 20 x its class, green 40 x its rank by name, blue 100 in train and 200 in test; archived
+    in a shuffled order, and its md5 made the one the loader expects."""
+    from PIL import Image
+
+    from geovae_core.data import _md5
+
+    files = root / "files"
+    for split, count in zip(("train", "test"), per_class):
+        for label, name in enumerate(CIFAR10_CLASSES):
+            (files / split / name).mkdir(parents=True)
+            for rank in range(count):
+                colour = (20 * label, 40 * rank, 100 if split == "train" else 200)
+                Image.new("RGB", (32, 32), colour).save(files / split / name / f"{rank:04d}.jpg")
+    archive = root / "cifar-10-jpeg" / "cifar-10-jpeg.tar.gz"
+    archive.parent.mkdir(parents=True)
+    members = sorted(files.rglob("*.jpg"))
+    random.Random(0).shuffle(members)
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in members:
+            tar.add(path, arcname=path.relative_to(files).as_posix())
+    shutil.rmtree(files)
+    monkeypatch.setattr("geovae_core.data.CIFAR10_JPEG_ARCHIVE", ("cifar-10-jpeg.tar.gz", _md5(archive)))
+    return archive
+
+
+def test_cifar10_from_the_jpeg_archive_in_a_fixed_order_cached_and_named_as_the_jpeg_copy(fresh, monkeypatch, capsys):
+    _cifar_jpeg_archive(monkeypatch, fresh / "root")
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    loaded = load_dataset("cifar10")
+    assert loaded.source == "CIFAR-10 (JPEG copy)" and loaded.classes == CIFAR10_CLASSES
+    assert loaded.train_images.shape == (30, 3, 32, 32) and loaded.test_images.shape == (20, 3, 32, 32)
+    # one of each class in turn, each class's files by name, whatever the archive's order
+    assert loaded.train_labels.tolist() == list(range(10)) * 3 and loaded.test_labels.tolist() == list(range(10)) * 2
+    colours = (loaded.train_images.mean(dim=(2, 3)) * 255).round()
+    assert colours[:, 0].tolist() == pytest.approx([20.0 * c for c in range(10)] * 3, abs=3)
+    assert colours[:, 1].tolist() == pytest.approx([40.0 * (i // 10) for i in range(30)], abs=3)
+    assert colours[:, 2].tolist() == pytest.approx([100.0] * 30, abs=3)
+    assert (fresh / "cache" / "data" / "cifar10-jpeg.pt").is_file() and "decoding cifar10" in capsys.readouterr().err
+    load_dataset.cache_clear()
+    monkeypatch.setattr("geovae_core.data._decode_cifar10_jpegs", lambda folder: pytest.fail("decoded twice"))
+    again = load_dataset("cifar10")
+    assert torch.equal(again.train_images, loaded.train_images) and again.source == "CIFAR-10 (JPEG copy)"
+    assert capsys.readouterr().err == ""
+
+
+def _generated_batches_that_pass(monkeypatch, folder: Path) -> None:
+    from geovae_core.data import _md5
+
+    _cifar_batches(folder)
+    tv = torchvision.datasets.CIFAR10
+    monkeypatch.setattr(tv, "train_list", [[f, _md5(folder / f)] for f, _ in tv.train_list])
+    monkeypatch.setattr(tv, "test_list", [[f, _md5(folder / f)] for f, _ in tv.test_list])
+
+
+def test_cifar10_pickles_that_pass_the_md5_check_win_over_the_jpeg_archive(fresh, monkeypatch):
+    _cifar_jpeg_archive(monkeypatch, fresh / "root")
+    _generated_batches_that_pass(monkeypatch, fresh / "root" / "cifar-10-batches-py")
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    loaded = load_dataset("cifar10")
+    assert loaded.source == "CIFAR-10" and loaded.train_images.shape == (20, 3, 32, 32)
+    assert [p.name for p in (fresh / "cache" / "data").iterdir()] == ["cifar10.pt"]
+
+
+def test_cifar10_pickles_that_fail_the_md5_check_give_way_to_the_jpeg_archive_saying_so(fresh, monkeypatch, capsys):
+    _cifar_jpeg_archive(monkeypatch, fresh / "root")
+    _cifar_batches(fresh / "root" / "cifar-10-batches-py")  # torchvision's real md5s: these fail them
+    monkeypatch.setenv("GEOVAE_DATA", str(fresh / "root"))
+    assert load_dataset("cifar10").source == "CIFAR-10 (JPEG copy)"
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.startswith("cifar10: ") and "data_batch_1 has md5" in line
+    assert line.endswith(f"; reading the JPEG copy in {fresh / 'root' / 'cifar-10-jpeg'} instead")
 
 
 def _truncate(path: Path) -> None:
@@ -294,12 +369,6 @@ def test_binarisation_samples_each_pixel_with_its_intensity_as_probability():
     assert drawn[:, 0].max() == 0 and drawn[:, -1].min() == 1  # black stays black, white white
     assert torch.allclose(drawn.mean(dim=0), torch.linspace(0, 1, 11), atol=0.03)
     assert not torch.equal(binarized(ramp, seed=1), drawn)  # the seed picks the draw
-
-
-# --- a cache without room for the decoded dataset ----------------------------------------------
-
-
-MNIST_DECODED_MB = 53  # 70,000 images of 28 x 28 bytes and their labels
 
 
 # --- a cache without room for the decoded dataset ----------------------------------------------
