@@ -155,10 +155,26 @@ def fingerprint(notebook: Path, profile: str, package: Path = PACKAGE) -> dict:
     return parts if inputs is None else {**parts, "results": inputs}
 
 
+def _executed(notebook: Path) -> tuple:
+    """(the runner's metadata in the page's executed copy, why that copy is damaged or "");
+    ({}, "") when there is none."""
+    try:
+        copy = json.loads((EXECUTED / notebook.name).read_bytes())
+    except FileNotFoundError:
+        return {}, ""
+    except OSError as error:
+        return {}, f"unreadable: {error.strerror}"
+    except ValueError:  # cut short or not text: what an interrupted copy or a full disk leaves
+        return {}, "not valid JSON"
+    if not (isinstance(copy, dict) and isinstance(copy.get("cells"), list) and isinstance(copy.get("metadata"), dict)):
+        return {}, "not a notebook"
+    mark = copy["metadata"].get("geovae")
+    return (mark if isinstance(mark, dict) else {}), ""
+
+
 def stored(notebook: Path) -> dict:
-    """The runner's metadata in the page's executed copy ({} when there is none)."""
-    target = EXECUTED / notebook.name
-    return nbformat.read(target, as_version=4).metadata.get("geovae", {}) if target.is_file() else {}
+    """The runner's metadata in the page's executed copy ({} when there is none or it is damaged)."""
+    return _executed(notebook)[0]
 
 
 def failed_copy(notebook: Path, dry_run: bool = False) -> Path:
@@ -167,13 +183,17 @@ def failed_copy(notebook: Path, dry_run: bool = False) -> Path:
 
 
 def status(notebook: Path, mark: dict) -> str:
-    """``failed`` (a partly executed copy is there), ``never run``, ``current`` or
-    ``stale (<parts> changed)`` against the fingerprint ``mark``."""
+    """``failed`` (a partly executed copy is there), ``never run``, ``damaged (<why>)`` (the
+    executed copy cannot be read: it is executed again), ``current`` or ``stale (<parts> changed)``
+    against the fingerprint ``mark``."""
     if failed_copy(notebook).is_file():
         return "failed"
     if not (EXECUTED / notebook.name).is_file():
         return "never run"
-    previous = stored(notebook).get("fingerprint")
+    metadata, damage = _executed(notebook)
+    if damage:
+        return f"damaged ({damage})"
+    previous = metadata.get("fingerprint")
     previous = previous if isinstance(previous, dict) else {}
     changed = [part for part, value in mark.items() if previous.get(part) != value]
     return f"stale ({', '.join(changed)} changed)" if changed else "current"

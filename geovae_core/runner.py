@@ -125,7 +125,10 @@ def build(notebooks: list, profile: str, force: bool, jobs: int, scheduler: str 
                     )
                     record_timing(notebook, {"profile": profile, "seconds": None, "phases": {}, "state": "failed"})
                     continue
-                if not force and status(notebook, mark) == "current":
+                state = status(notebook, mark)
+                if state.startswith("damaged"):
+                    print(f"{pages.EXECUTED.name}/{notebook.name} is {state}: it will be executed again", flush=True)
+                if not force and state == "current":
                     stored = pages.stored(notebook)
                     print(f"{notebook.stem} ({profile}): unchanged, skipped")
                     record_timing(
