@@ -3,7 +3,7 @@ whether a page's executed copy is current.
 
 The pages are the table of contents' ``executed/<name>`` entries (``_toc.yml``, the one list of
 them); each is executed from ``notebooks/<name>.ipynb`` (a chapter) or ``book/<name>.ipynb``.
-A page is current when its executed copy carries its fingerprint: its source, the profile,
+A page is current when its executed copy carries its fingerprint: its cells' sources and tags, the profile,
 the code of the ``geovae_core`` modules it imports (``dependencies.closure``) and the files it
 reads (the results files for the ledger; the timings and dry-run table for "Reproducing").
 """
@@ -143,11 +143,19 @@ def _inputs(notebook: Path) -> str | None:
     return None
 
 
+def _cells_digest(notebook: Path) -> str:
+    """A digest of each cell's type, source and tags: not of outputs, execution counts, ids, other
+    metadata or the notebook's (kernelspec, widget state), which JupyterLab rewrites on saving."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    return digest(json.dumps([[c.cell_type, c.source, sorted(c.metadata.get("tags", []))] for c in cells]))
+
+
 def fingerprint(notebook: Path, profile: str, package: Path = PACKAGE) -> dict:
-    """What an executed page depends on, by part: ``source``, ``profile``, ``code`` (the import
-    closure of its code cells in ``package``) and, for the pages that read files, ``results``."""
+    """What an executed page depends on, by part: ``source`` (its cells' types, sources and tags),
+    ``profile``, ``code`` (the import closure of its code cells in ``package``) and, for the pages
+    that read files, ``results``."""
     parts = {
-        "source": digest(notebook.read_bytes()),
+        "source": _cells_digest(notebook),
         "profile": profile,
         "code": code_digest(closure(code_cells(notebook), package), package),
     }
