@@ -4,8 +4,8 @@ threads or on the workers of a Dask cluster.
 A page's kernel gets ``cores() // jobs`` threads and, where CUDA devices are, one of them,
 round-robin. Kernels talk to the runner over local IPC sockets, not TCP. A page that fails or
 is stopped leaves its partly executed copy as ``<name>.failed.ipynb`` and nothing marked
-current; ``stop_kernels`` (the runner's answer to Ctrl-C) kills every kernel this process
-started, at once.
+current; ``stop_kernels`` (the runner's answer to Ctrl-C or a kill, and its last step whatever
+the exit) kills every kernel this process started, at once, and removes their socket folders.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def kernel_threads(jobs: int, slot: int) -> dict:
 
 
 _running_kernels: set = set()  # the kernel managers of this process whose kernels are up
+_kernel_folders: set = set()  # their socket folders (geovae-kernel-* in the temporary directory) still there
 _lock = threading.Lock()
 
 
@@ -94,6 +95,8 @@ def _kernel_manager(environment: dict):
             self.transport = "ipc"
             self.sockets = Path(tempfile.mkdtemp(prefix="geovae-kernel-"))  # each kernel its own socket files
             self.ip = str(self.sockets / "ipc")
+            with _lock:
+                _kernel_folders.add(self.sockets)
 
         async def start_kernel(self, **kw):
             started = await super().start_kernel(env={**os.environ, **environment}, **kw)
@@ -108,15 +111,19 @@ def _kernel_manager(environment: dict):
                 return await super().shutdown_kernel(*args, **kw)
             finally:
                 shutil.rmtree(self.sockets, ignore_errors=True)
+                with _lock:
+                    _kernel_folders.discard(self.sockets)
 
     return KernelManager
 
 
 def stop_kernels() -> list:
-    """Kill every kernel this process started and that is still up; their pids."""
+    """Kill every kernel this process started and that is still up, and remove every kernel's
+    socket folder; the pids of the kernels killed."""
     with _lock:
-        managers = list(_running_kernels)
+        managers, folders = list(_running_kernels), list(_kernel_folders)
         _running_kernels.clear()
+        _kernel_folders.clear()
     stopped = []
     for manager in managers:
         pid = getattr(manager.provisioner, "pid", None)
@@ -124,6 +131,8 @@ def stop_kernels() -> list:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 stopped.append(pid)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
     return stopped
 
 

@@ -9,8 +9,9 @@
 
 Pages run in stages (``pages.stages``) and are skipped when current (``pages.fingerprint``);
 ``execution`` runs them, ``book_report`` times them and projects the dry run. Trained models
-come from the result cache either way. Ctrl-C stops the kernels at once and marks nothing
-half-done as current.
+come from the result cache either way. Ctrl-C, or a kill (SIGTERM), stops the kernels at once
+and marks nothing half-done as current; however the runner ends, it leaves no kernel up and no
+kernel's socket folder behind.
 
 With ``--scheduler``, the workers execute the pages and train the runs that ``cache.run_many``
 sends them: the repository, ``GEOVAE_CACHE`` and ``GEOVAE_RESULTS`` must be on a filesystem
@@ -23,6 +24,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -383,9 +385,12 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the runner as Ctrl-C does
     try:
         sys.exit(main())
     except KeyboardInterrupt:  # before or after the pages ran: nothing of theirs to stop
         _stop()
         print("interrupted; nothing half-done is marked current", file=sys.stderr)
         sys.exit(INTERRUPTED)
+    finally:  # every exit: no kernel left up, no socket folder left in the temporary directory
+        execution.stop_kernels()
