@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+import yaml
 
 from .errors import ParameterError
 from .losses import LIKELIHOODS
@@ -201,20 +202,36 @@ def _unknown(names, known, chapter: str) -> ParameterError:
     return ParameterError("; ".join(lines) + f". Its parameters are profile, {', '.join(known)}")
 
 
+def _not_allowed(name: str, value, allowed: str, default) -> ParameterError:
+    """The line for a value that fails its knob's check. Text given to a knob that takes a list, a
+    number or True/False, and that YAML reads as one, came from papermill's ``-p``, which passes
+    ``[0]`` or ``true`` as text: the line says to give it with ``-y``, which reads YAML."""
+    if isinstance(value, str) and not isinstance(default, str):
+        try:
+            typed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            typed = value
+        if not isinstance(typed, str | None):
+            return ParameterError(
+                f'{name}: {value!r} is a string (papermill\'s -p passes text); use -y "{name}: {value}"'
+            )
+    return ParameterError(f"{name}: {value!r} is not allowed; expected {allowed}")
+
+
 def resolve(chapter: str, settings: Settings, profile: str, **given) -> Parameters:
     """The ``profile`` of a chapter's ``settings`` overridden by every knob in ``given`` that is not None."""
     if profile not in PROFILE_NAMES:
         raise ParameterError(f"profile: {profile!r} is not one of {', '.join(PROFILE_NAMES)}")
-    values = settings.profile(profile)
-    unknown = set(given) - set(values)
+    defaults = settings.profile(profile)
+    unknown = set(given) - set(defaults)
     if unknown:
-        raise _unknown(unknown, list(values), chapter)
+        raise _unknown(unknown, list(defaults), chapter)
     explicit = {k for k, v in given.items() if v is not None}
-    values.update({k: given[k] for k in explicit})
+    values = {**defaults, **{k: given[k] for k in explicit}}
     for name, value in values.items():
         check, allowed = KNOBS[name]
         if not check(value):
-            raise ParameterError(f"{name}: {value!r} is not allowed; expected {allowed}")
+            raise _not_allowed(name, value, allowed, defaults[name])
     if "device" in values:
         values["device"] = pick_device(values["device"])
     return Parameters(chapter, profile, values, explicit)

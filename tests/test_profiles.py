@@ -119,3 +119,19 @@ def test_long_is_quick_trained_longer_so_that_it_resumes_quick_s_runs():
         changed = {k for k in quick if quick[k] != long[k]}
         assert changed <= set(LONG_KNOBS) | set(settings.long), chapter_id
         assert all(long[k] == LONG_FACTOR * quick[k] for k in changed - set(settings.long)), chapter_id
+
+
+@pytest.mark.parametrize("knob, text", [("seeds", "[0]"), ("seeds", "[0, 1]"), ("epochs", "50")])
+def test_text_for_a_list_or_a_number_says_to_use_yaml_as_papermill_s_p_passes_text(knob, text):
+    """``papermill ... -p seeds [0]`` gives the knob the text '[0]': the line says to use ``-y``."""
+    expected = f'{knob}: {text!r} is a string (papermill\'s -p passes text); use -y "{knob}: {text}"'
+    with pytest.raises(ParameterError) as error:
+        parameters_from("N1", n1.SETTINGS, _namespace(**{knob: text}))
+    assert str(error.value) == expected
+
+
+def test_text_that_yaml_reads_as_text_is_refused_as_any_bad_value():
+    with pytest.raises(ParameterError, match=r"^epochs: 'fifty' is not allowed; expected a positive integer$"):
+        _resolve("smoke", epochs="fifty")
+    with pytest.raises(ParameterError, match=r"^likelihood: '1' is not allowed; expected one of "):
+        _resolve("smoke", likelihood="1")  # a knob that takes text: no advice on YAML
