@@ -18,7 +18,16 @@ endif
 
 .PHONY: env book test check lint lab strip bench clean
 
-env: $(VENV)/.installed
+# The environment's kernels log at ERROR, not WARNING: a kernel that papermill (by hand) or
+# JupyterLab starts listens on local TCP, and ipykernel then prints at every start that its traffic
+# is not encrypted. The runner's kernels use IPC sockets and never print it.
+KERNEL_CONFIG := $(VENV)/etc/ipython/ipython_kernel_config.json
+
+env: $(VENV)/.installed $(KERNEL_CONFIG)
+
+$(KERNEL_CONFIG):
+	mkdir -p $(@D)
+	echo '{"IPKernelApp": {"log_level": "ERROR"}}' > $@
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || "$(PYTHON)" -m venv $(VENV)
