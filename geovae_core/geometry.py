@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from pathlib import Path
 
@@ -145,6 +146,44 @@ def step_unevenness(path: torch.Tensor) -> float:
     return float(unevenness(path))
 
 
+SMOOTH_SHARE = 0.9  # the share of paths that must be smooth (``criteria.SMOOTH_PATHS``)
+
+
+def within_share(values: torch.Tensor, share: float) -> float:
+    """The value ``share`` of ``values`` stay within: the ⌈share · n⌉-th smallest (NaN left out;
+    NaN when nothing is left). "At least ``share`` of the values are ≤ t" holds exactly when this is ≤ t,
+    and unlike the share it moves with the values."""
+    kept = values[~torch.isnan(values)].flatten().double()
+    if not len(kept):
+        return float("nan")
+    rank = max(math.ceil(share * len(kept) - 1e-9), 1)
+    return float(kept.sort().values[rank - 1])
+
+
+def paths_unevenness(paths: torch.Tensor, share: float = SMOOTH_SHARE) -> float:
+    """``criteria.SMOOTH_PATHS``' measure: the ``unevenness`` that ``share`` of the paths [P, T, ...]
+    stay within, each path judged alone (a path that does not change at all is left out)."""
+    return within_share(unevenness(paths.flatten(0, -5)), share)
+
+
+def ink_lost(images: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """Per image [..., C, H, W], the share of ``base``'s ink (mean intensity) it lost: 0 for as much
+    ink, 1 for pure black (negative where it gained ink)."""
+    return 1 - images.flatten(-3).mean(-1) / base.flatten(-3).mean(-1).clamp_min(1e-12)
+
+
+class NearestImageDecoder:
+    """A decoder that returns, for each code, the stored image whose code is nearest: it can only
+    jump from one real image to another (the control of paths that are not smooth)."""
+
+    def __init__(self, codes: torch.Tensor, images: torch.Tensor):
+        self.codes, self.images = codes, images
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.images[distances(z, self.codes).argmin(dim=1)]
+
+
 @torch.no_grad()
 def decode(model, z: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """``model.decode`` of codes [..., D] in chunks: images [..., C, H, W]."""
@@ -191,13 +230,14 @@ def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=No
 
 
 @torch.no_grad()
-def interpolation_paths(model, images: torch.Tensor, pairs: torch.Tensor, steps: int) -> tuple:
+def interpolation_paths(model, images: torch.Tensor, pairs: torch.Tensor, steps: int, decoder=None) -> tuple:
     """P Fig 11's paths between image ``pairs`` [P, 2] (indices into ``images``): the decoded
     latent interpolations z = (1 - a) z1 + a z2 and the pixel cross-fades (1 - a) x1 + a x2,
-    ``steps`` frames each from a = 0 to 1: two tensors [P, steps, C, H, W]."""
+    ``steps`` frames each from a = 0 to 1: two tensors [P, steps, C, H, W]. The codes are the
+    model's; ``decoder`` (anything with ``decode``) decodes them in its place (the controls)."""
     codes = model.encode(images[pairs.flatten()])[0].view(len(pairs), 2, -1)
     alpha = torch.linspace(0, 1, steps, device=codes.device).view(1, steps, 1)
-    latent = decode(model, (1 - alpha) * codes[:, :1] + alpha * codes[:, 1:])
+    latent = decode(decoder or model, (1 - alpha) * codes[:, :1] + alpha * codes[:, 1:])
     x1, x2 = images[pairs[:, 0]].unsqueeze(1), images[pairs[:, 1]].unsqueeze(1)
     fade = (1 - alpha.view(1, steps, 1, 1, 1)) * x1 + alpha.view(1, steps, 1, 1, 1) * x2
     return latent, fade

@@ -14,7 +14,7 @@ import torch
 
 from .cache import run
 from .config import ExperimentConfig
-from .criteria import ALIKE, RECOGNISED
+from .criteria import ALIKE, GOES_DARK, RECOGNISED
 from .data import load_dataset
 from .geometry import distances
 from .losses import reconstruction_nll
@@ -248,6 +248,30 @@ class SampleQuality:
             "resolution": getattr(self, "resolution", (high - low) / 2),
             "confidence": float(probs.max(dim=1).values.mean()) if probs is not None else math.nan,
         }
+
+
+def digit_like_scores(response: dict) -> list:
+    """``criteria.DIGIT_LIKE``'s score per magnitude of a ``geometry.perturbation_response``
+    measured with the judge: its mean confidence, or 0 where the outputs kept at most half the
+    unperturbed ink (``criteria.GOES_DARK``)."""
+    base = max(response["base_intensity"], 1e-12)
+    return [
+        0.0 if GOES_DARK.passes(ink / base) else confidence
+        for ink, confidence in zip(response["mean_intensity"], response["confidence"])
+    ]
+
+
+def lowest_digit_like(response: dict, up_to: float) -> float:
+    """The lowest ``digit_like_scores`` over the magnitudes up to ``up_to`` (``criteria.DEGRADES``' measure)."""
+    found = [v for m, v in zip(response["magnitude"], digit_like_scores(response)) if m <= up_to]
+    return min(found) if found else math.nan
+
+
+def digit_like(images: torch.Tensor, base: torch.Tensor, judge: SampleQuality) -> float:
+    """The digit-like score of one set of ``images`` standing for the outputs ``base``: 0 where
+    they kept at most half its ink, else the judge's mean confidence."""
+    ink = float(images.mean()) / max(float(base.mean()), 1e-12)
+    return 0.0 if GOES_DARK.passes(ink) else float(judge.probabilities(images).max(dim=1).values.mean())
 
 
 def excess_ratio(score: dict, reference: dict) -> float:

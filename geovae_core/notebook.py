@@ -25,6 +25,7 @@ from .chapters import Chapter
 from .plotting import claims_figure
 from .profiles import parameters_from
 from .results import BOOK_RUN, check_results_writable, results_path, save_results
+from .verdicts import Controls
 
 DPI = 90
 # The stages a claim is measured at: the whole budget, its half and its quarter. The settled rule
@@ -141,6 +142,12 @@ class ChapterPage:
             stages.append(measures(run_many(at, progress=False), k == 0))
         return Followed(stages)
 
+    def controls(self, measuring, runs: dict) -> dict:
+        """Every claim's controls, {claim id: ``verdicts.Controls``}: ``measuring.controls(runs,
+        seed)`` for each seed of this run, so that each control is computed from that seed's models
+        or draw of real data."""
+        return Controls.over_seeds({seed: measuring.controls(runs, seed) for seed in self.parameters_.seeds})
+
     def finish(self, claims: list, numbers: dict | None = None, runs=()) -> None:
         """Save the results file, glue the chapter's numbers and verdicts, and show the claims
         (a block each, and their trajectories) and the compute behind them."""
@@ -162,6 +169,7 @@ class ChapterPage:
         for key, value in numbers.items():
             glue(key, value)
         glue(f"{cid}_verdicts", _markdown(verdict_list(claims)))
+        glue(f"{cid}_criteria", _markdown(criteria_list(claims)))
         glue(f"{cid}_compute_md", _markdown(f"{compute}; results file `{path.name}`."))
         _display(_markdown(claims_markdown(claims)))
         if any(c.per_seed for c in claims):
@@ -195,6 +203,13 @@ def _cli(value) -> str:
     return f'"{text}"' if any(ch in text for ch in " [],") else text
 
 
+def criteria_list(claims: list) -> str:
+    """Each criterion the chapter's claims use, once, as a Markdown list: its name, what passes
+    and why (the prose's thresholds, glued from the criteria themselves)."""
+    seen = {c.criterion.name: c.criterion for c in claims}
+    return "\n".join(f"- *{c.name}*: {c.describe()}. {c.why}" for c in seen.values())
+
+
 def verdict_list(claims: list) -> str:
     """Every claim of a chapter with its verdict, as a Markdown list (the "In short" section)."""
     return "\n".join(f"- {c.statement} **{c.summary()}**" + (f" ({c.reason})" if c.reason else "") for c in claims)
@@ -216,11 +231,7 @@ def claims_markdown(claims: list) -> str:
             f"- Criterion ({c.criterion.name}): {c.criterion.describe()}. Why: {c.criterion.why}",
         ]
         if c.controls is not None:
-            tells = "it tells them apart" if c.controls.tell(c.criterion) else "**it cannot tell them apart**"
-            lines.append(
-                f"- Controls: without the effect ({c.controls.absent[1]}) {_short(c.controls.absent[0])}, must fail; "
-                f"with it ({c.controls.present[1]}) {_short(c.controls.present[0])}, must pass: {tells}."
-            )
+            lines.append(controls_line(c.controls, c.criterion))
         lines.append(f"- Per seed: {seeds}")
         if judgement.regime is not None and judgement.word == "not reached at this budget":
             lines.append(f"- Not reached: {judgement.regime.why}; these runs trained {judgement.epochs:g} epochs.")
@@ -232,8 +243,12 @@ def claims_markdown(claims: list) -> str:
                 f"epochs; carried to {budget}): at half the budget it was **{judgement.at_half}**; "
                 f"{state.state}" + (f": {state.detail}" if state.detail else "") + "."
             )
-        if c.margin_note():
-            lines.append(f"- Margin: {c.margin_note()}.")
+        if judgement.untrained:
+            lines.append(
+                "- Runs that did not train (no verdict rests on them): "
+                + "; ".join(f"{label}: {why}" for label, why in judgement.untrained)
+                + "."
+            )
         if c.measured or c.reason:
             lines.append(f"- Also measured: {c.measured}" if c.measured else f"- Not measured: {c.reason}")
         stalled = c.not_levelled
@@ -247,6 +262,23 @@ def claims_markdown(claims: list) -> str:
             )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def controls_line(controls, criterion) -> str:
+    """The claim box's line on its controls: each input, its value per seed, and whether the
+    criterion told them apart in every seed (else which seed and side came out wrong)."""
+    absent, present = controls.absent, controls.present
+    values = lambda side: ", ".join(f"{_short(v)}" for v in side[1].values())  # noqa: E731
+    failures = controls.failures(criterion)
+    told = (
+        "it tells them apart in every seed"
+        if not failures
+        else "**it cannot tell them apart** (" + "; ".join(failures) + ")"
+    )
+    return (
+        f"- Controls, by seed: without the effect ({absent[0]}) {values(absent)}, must fail; "
+        f"with it ({present[0]}) {values(present)}, must pass: {told}."
+    )
 
 
 def _short(value) -> str:

@@ -147,7 +147,7 @@ class Settings:
 # Knobs every chapter takes from its profile: every claim is measured over ``seeds`` (at least 3
 # in quick, 5 in paper), and every Fréchet distance of a profile uses the same ``fd_samples``.
 SHARED = {
-    "smoke": dict(seeds=[0], fd_samples=200, device="auto"),
+    "smoke": dict(seeds=[0, 1], fd_samples=200, device="auto"),
     "quick": dict(seeds=[0, 1, 2], fd_samples=1000, device="auto"),
     "long": dict(seeds=[0, 1, 2], fd_samples=1000, device="auto"),
     "paper": dict(seeds=[0, 1, 2, 3, 4], fd_samples=10000, device="auto"),

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import platform
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,17 @@ import torch
 from .criteria import Criterion
 from .errors import ResultsNotWritableError
 from .storage import atomic_json_save, check_writable, describe, results_dir
-from .verdicts import CANNOT_TELL, NOT_REACHED, Controls, Judgement, Regime, loss_levelled
+from .training import constant_model_losses
+from .verdicts import (
+    CANNOT_TELL,
+    DID_NOT_TRAIN,
+    NOT_REACHED,
+    Controls,
+    Judgement,
+    Regime,
+    loss_levelled,
+    training_check,
+)
 
 BOOK_RUN = "GEOVAE_BOOK_RUN"
 PAGE_FINGERPRINT = "GEOVAE_PAGE_FINGERPRINT"  # the runner's fingerprint of the page it executes
@@ -62,7 +71,14 @@ class Claim:
         if epochs is None and self.runs:
             epochs = max(len(r.history) for r in self.runs)
         return Judgement(
-            self.criterion, self.per_seed, self.trajectory, self.budget, self.controls, self.regime, epochs
+            self.criterion,
+            self.per_seed,
+            self.trajectory,
+            self.budget,
+            self.controls,
+            self.regime,
+            epochs,
+            self.untrained,
         )
 
     @property
@@ -81,23 +97,18 @@ class Claim:
         unique = {r.config.key(): r for r in self.runs}.values()
         return sorted((r.config.label(), why) for r in unique for ok, why in [loss_levelled(r.history)] if not ok)
 
-    def margin_note(self) -> str:
-        """Said when the values sit nearer the threshold than the seeds are apart: the verdict
-        rests on a margin smaller than the seed-to-seed spread."""
-        values = [v for v in self.per_seed.values() if _number(v) is not None]
-        if len(values) < 2:
-            return ""
-        margin, spread = min(abs(v - self.criterion.threshold) for v in values), statistics.stdev(values)
-        if margin >= spread:
-            return ""
-        return f"the closest seed is {margin:.3g} from the threshold, less than the seed-to-seed spread ({spread:.3g})"
+    @property
+    def untrained(self) -> list:
+        """(label, why) of each distinct run behind this claim that did not train (``run_trained``)."""
+        unique = {r.config.key(): r for r in self.runs}.values()
+        return sorted((r.config.label(), why) for r in unique for ok, why in [run_trained(r)] if not ok)
 
     def summary(self) -> str:
         """ "holds (3 of 3 seeds), settled"; "mixed (2 of 3 seeds), unsettled, moving toward
         passing"; "not reached at this budget"; "criterion cannot tell"."""
         judgement = self.judgement
         word, (_, passing, n) = judgement.word, judgement.decision
-        if word in (NOT_REACHED, CANNOT_TELL) or n == 0:
+        if word in (NOT_REACHED, CANNOT_TELL, DID_NOT_TRAIN) or n == 0:
             return word
         text = f"{word} ({passing} of {n} seed{'s' if n != 1 else ''})"
         state = judgement.standing
@@ -131,8 +142,8 @@ class Claim:
             "regime": None if self.regime is None else {"epochs": self.regime.epochs, "why": self.regime.why},
             "epochs": judgement.epochs,
             "not_levelled": [list(pair) for pair in self.not_levelled],
+            "did_not_train": [list(pair) for pair in judgement.untrained],
             "runs": len({r.config.key() for r in self.runs}),
-            "margin_note": self.margin_note(),
             "measured": self.measured,
             "reason": self.reason,
             "values": self.values,
@@ -180,10 +191,29 @@ def _number(value):
     return None if math.isnan(value) or math.isinf(value) else value
 
 
+def run_trained(run) -> tuple:
+    """(trained?, why) of a run (``verdicts.training_check``): its final score of each term the
+    constant model is defined for (``training.constant_model_losses``) against that model's."""
+    final = run.history[-1] if run.history else {}
+    if not any(key.endswith(("_recon", "_xent")) for key in final):
+        return True, "no reconstruction or classification loss to judge"
+    checks = [
+        training_check(final.get(key), constant, perfect)
+        for key, (constant, perfect) in constant_model_losses(run.config).items()
+        if key in final
+    ]
+    failed = [why for ok, why in checks if not ok]
+    if failed:
+        return False, "; ".join(failed)
+    return True, "; ".join(why for _, why in checks) or "no loss to judge"
+
+
 def run_record(run) -> dict:
-    """What the results file keeps of a trained run: label, length, loss and whether it levelled off."""
+    """What the results file keeps of a trained run: label, length, loss, whether it levelled
+    off and whether it trained."""
     history = run.history
     levelled, why = loss_levelled(history)
+    trained, trained_why = run_trained(run)
     return {
         "label": run.config.label(),
         "key": run.config.key(),
@@ -191,6 +221,8 @@ def run_record(run) -> dict:
         "final_train_loss": history[-1].get("train_loss") if history else None,
         "levelled_off": levelled,
         "loss_diagnostic": why,
+        "trained": trained,
+        "training_check": trained_why,
         "seconds": round(sum(row.get("seconds", 0.0) for row in history), 1),
         "from_cache": run.from_cache,
     }

@@ -8,6 +8,7 @@ same terms on the test set. ``benchmarks/bench_training.py`` measures the loop.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -23,7 +24,7 @@ from tqdm.std import tqdm as tqdm_std
 from .config import ExperimentConfig
 from .data import experiment_split
 from .errors import TrainingDivergedError
-from .losses import loss_terms
+from .losses import loss_terms, reconstruction_nll
 from .models import build_model
 from .optimizers import make_optimizer
 
@@ -59,6 +60,16 @@ class Run:
     @property
     def final(self) -> dict:
         return self.history[-1]
+
+
+@torch.no_grad()
+def initial_model(config: ExperimentConfig) -> torch.nn.Module:
+    """The run's model as ``train`` starts it, before any step: built with the config's seed (the
+    controls' model left at its initialisation). The global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        x_train = experiment_split(config)[0]
+        return build_model(config, tuple(x_train.shape[1:])).to(config.device).eval()
 
 
 def start_training(model, config: ExperimentConfig, x_train: torch.Tensor):
@@ -100,6 +111,27 @@ def evaluate(model, x, y, config, chunk: int = 128) -> dict:
             n += len(xb)
         model.train()
     return {name: total / n for name, total in sums.items()}
+
+
+@functools.cache
+def constant_model_losses(config: ExperimentConfig) -> dict:
+    """{history key: (the constant model's loss, a perfect model's)} on the split a run scores:
+    for ``recon``, the training mean image as every output, and each image itself (the floor of
+    BCE on grey levels: the summed pixel entropies); for ``xent``, the training class frequencies,
+    and 0. What ``verdicts.training_check`` measures a run's final loss against."""
+    x_train, y_train, x_test, y_test = experiment_split(config)
+    x, y, split = (x_test, y_test, "test") if len(x_test) else (x_train, y_train, "train")
+    terms = dict(config.loss_terms)
+    out = {}
+    if "recon" in terms:
+        logit = lambda p: torch.logit(p.flatten(1).clamp(1e-4, 1 - 1e-4))  # noqa: E731
+        mean = logit(x_train.mean(0, keepdim=True)).expand(len(x), -1)
+        constant = float(reconstruction_nll(mean, x, config).mean())
+        out[f"{split}_recon"] = (constant, float(reconstruction_nll(logit(x), x, config).mean()))
+    if "xent" in terms:
+        frequencies = torch.bincount(y_train, minlength=int(y_train.max()) + 1).float() / len(y_train)
+        out[f"{split}_xent"] = (float(-frequencies.clamp_min(1e-12).log()[y].mean()), 0.0)
+    return out
 
 
 def checkpoint_epochs(epochs: int) -> list:

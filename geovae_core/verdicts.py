@@ -10,9 +10,18 @@ to E, linear in log epochs), carried on to the documents' budget, does not cross
 threshold. Otherwise it is *unsettled*, and ``Standing`` says which way it moves and at about
 what budget it would cross.
 
-**Controls.** A criterion is run on an input where the claimed effect is absent (it must fail)
-and one where it is present (it must pass). When either comes out the other way the criterion
-cannot tell, and the claim gets no verdict.
+**Seeds' spread.** A verdict whose closest seed lies nearer its threshold than the seeds are apart
+(the sample standard deviation of the final values) is not settled either: one more seed could
+land on the other side.
+
+**Controls.** A criterion is run, for every seed, on an input where the claimed effect is absent
+(it must fail) and one where it is present (it must pass), each computed by the claim's own measure
+on that seed's models or draw of real data. When either comes out the other way in any seed the
+criterion cannot tell, and the claim gets no verdict.
+
+**Runs that trained.** A run trained when its final loss fell at least ``TRAINED_SHARE`` of the way
+from the constant model's (the training mean image for a reconstruction, the class frequencies for
+a classifier) to a perfect model's; a claim resting on a run that did not train gets no verdict.
 
 **Regime.** A claim about what happens late in training (K: train and test bounds part after
 100-250 epochs) is "not reached at this budget" when its runs stop before that.
@@ -25,17 +34,20 @@ from its first epoch, did not rise over its last doubling, and that doubling too
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
 from .criteria import FAILS, HOLDS, MIXED, NOT_MEASURED, Criterion, decide
 
-SETTLED, UNSETTLED, NOT_REACHED, CANNOT_TELL = (
+SETTLED, UNSETTLED, NOT_REACHED, CANNOT_TELL, DID_NOT_TRAIN = (
     "settled",
     "unsettled",
     "not reached at this budget",
     "criterion cannot tell",
+    "runs did not train",
 )
 LEVELLED_SHARE = 0.1  # the last doubling's share of the whole fall of a levelled-off loss
+TRAINED_SHARE = 0.1  # the share of the way from the constant model's loss to a perfect one a run must go
 
 
 def _finite(value) -> bool:
@@ -54,12 +66,32 @@ class Standing:
     detail: str = ""
 
 
-def standing(criterion: Criterion, trajectory: dict, budget: float | None) -> Standing:
+def within_spread(criterion: Criterion, per_seed: dict) -> str:
+    """Why the final values sit within the seeds' spread of the threshold ("" when they do not):
+    the closest seed is nearer the threshold than the sample standard deviation of the seeds."""
+    values = [v for v in per_seed.values() if _finite(v)]
+    if len(values) < 2:
+        return ""
+    margin, spread = min(abs(v - criterion.threshold) for v in values), statistics.stdev(values)
+    if margin >= spread:
+        return ""
+    return (
+        f"within the seeds' spread: the closest seed is {margin:.3g} from the threshold, the seeds {spread:.3g} apart"
+    )
+
+
+def standing(criterion: Criterion, trajectory: dict, budget: float | None, per_seed: dict | None = None) -> Standing:
     """The standing of a verdict from ``trajectory`` ({seed: [(epochs, value), ...]}, ascending
-    epochs) against the documents' ``budget`` in epochs (None: not stated; no extrapolation)."""
+    epochs) against the documents' ``budget`` in epochs (None: not stated; no extrapolation), and
+    from the final values ``per_seed`` (their spread; the trajectory's last points by default)."""
     if not any(trajectory.values()):
         return Standing(UNSETTLED, detail="not followed along training")
+    if per_seed is None:
+        per_seed = {seed: points[-1][1] for seed, points in trajectory.items() if points}
     reasons, crossings, moves = [], [], set()
+    spread = within_spread(criterion, per_seed)
+    if spread:
+        reasons.append(spread)
     for seed, points in trajectory.items():
         points = [(e, v) for e, v in points if _finite(v)]
         if not points:
@@ -95,23 +127,73 @@ def standing(criterion: Criterion, trajectory: dict, budget: float | None) -> St
 
 @dataclass(frozen=True)
 class Controls:
-    """The criterion on an input where the effect is ``absent`` (must fail) and one where it is
-    ``present`` (must pass): (value, what the input is) each."""
+    """The criterion on an input where the effect is ``absent`` (it must fail) and one where it is
+    ``present`` (it must pass): each (what the input is, {seed: value}), the value computed by the
+    claim's own measure from that seed's models or draw of real data."""
 
     absent: tuple
     present: tuple
 
+    @classmethod
+    def over_seeds(cls, each: dict) -> dict:
+        """{claim id: Controls} from ``each`` = {seed: {claim id: ((absent value, input), (present
+        value, input))}}: one seed's controls at a time, as a chapter computes them."""
+        out = {}
+        for seed, claims in each.items():
+            for claim_id, (absent, present) in claims.items():
+                known = out.setdefault(claim_id, ((absent[1], {}), (present[1], {})))
+                known[0][1][seed], known[1][1][seed] = absent[0], present[0]
+        return {claim_id: cls(*pair) for claim_id, pair in out.items()}
+
+    def failures(self, criterion: Criterion) -> list:
+        """One line per seed and side that came out the wrong way (empty: the criterion tells)."""
+        wrong = [
+            f"seed {seed}: the input without the effect passes ({_shown(v)})"
+            for seed, v in self.absent[1].items()
+            if criterion.passes(v) is not False
+        ]
+        wrong += [
+            f"seed {seed}: the input with the effect fails ({_shown(v)})"
+            for seed, v in self.present[1].items()
+            if criterion.passes(v) is not True
+        ]
+        return wrong
+
     def tell(self, criterion: Criterion) -> bool:
-        """Whether the criterion came out as it must on both controls."""
-        absent, present = criterion.passes(self.absent[0]), criterion.passes(self.present[0])
-        return absent is False and present is True
+        """Whether the criterion came out as it must on both controls, in every seed."""
+        return bool(self.absent[1]) and bool(self.present[1]) and not self.failures(criterion)
 
     def as_dict(self, criterion: Criterion) -> dict:
         return {
-            "absent": {"value": _number(self.absent[0]), "input": self.absent[1]},
-            "present": {"value": _number(self.present[0]), "input": self.present[1]},
+            "absent": {"input": self.absent[0], "per_seed": {str(k): _number(v) for k, v in self.absent[1].items()}},
+            "present": {"input": self.present[0], "per_seed": {str(k): _number(v) for k, v in self.present[1].items()}},
             "tells": self.tell(criterion),
+            "failures": self.failures(criterion),
         }
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> Controls:
+        """The controls a results file stored (``as_dict``)."""
+        side = lambda key: (stored[key]["input"], dict(stored[key]["per_seed"]))  # noqa: E731
+        return cls(side("absent"), side("present"))
+
+
+def _shown(value) -> str:
+    return f"{value:.3g}" if _finite(value) else str(value)
+
+
+def training_check(final: float | None, constant: float, perfect: float = 0.0) -> tuple:
+    """(trained?, why) of a run whose final loss is ``final``, against the constant model's loss
+    (the training mean image, or the class frequencies) and a perfect model's: it trained when it
+    went at least ``TRAINED_SHARE`` of the way from the one to the other."""
+    if not _finite(final) or not _finite(constant):
+        return True, "no loss to judge"
+    gone = (constant - final) / max(constant - perfect, 1e-12)
+    why = (
+        f"its loss {final:.4g} went {gone:.0%} of the way from the constant model's {constant:.4g} "
+        f"to a perfect model's {perfect:.4g}"
+    )
+    return gone >= TRAINED_SHARE, why
 
 
 @dataclass(frozen=True)
@@ -140,6 +222,7 @@ class Judgement:
     controls: Controls | None = None
     regime: Regime | None = None
     epochs: float | None = None  # the training the runs got
+    untrained: list = field(default_factory=list)  # (run, why) of each run behind it that did not train
 
     @property
     def decision(self) -> tuple:
@@ -148,11 +231,13 @@ class Judgement:
 
     @property
     def word(self) -> str:
-        """holds / does not hold / mixed / not measured, or not reached at this budget, or
-        criterion cannot tell."""
+        """holds / does not hold / mixed / not measured, or not reached at this budget, runs did not
+        train, or criterion cannot tell."""
         if self.regime is not None and self.epochs is not None and not self.regime.reached(self.epochs):
             return NOT_REACHED
         verdict = self.decision[0]
+        if verdict != NOT_MEASURED and self.untrained:
+            return DID_NOT_TRAIN
         if verdict != NOT_MEASURED and self.controls is not None and not self.controls.tell(self.criterion):
             return CANNOT_TELL
         return verdict
@@ -162,7 +247,7 @@ class Judgement:
         """Settled or not; None where there is no verdict to settle."""
         if self.word not in (HOLDS, FAILS, MIXED):
             return None
-        return standing(self.criterion, self.trajectory, self.budget)
+        return standing(self.criterion, self.trajectory, self.budget, self.per_seed)
 
     @property
     def at_half(self) -> str:

@@ -56,16 +56,23 @@ def test_a_claim_is_decided_over_seeds_and_says_whether_it_stands():
 
 
 def test_a_claim_without_a_telling_criterion_or_regime_gets_no_verdict():
-    blind = Controls((1.0, "a cross-fade"), (1.0, "an even path"))
+    blind = Controls(("a cross-fade", {0: 1.0}), ("an even path", {0: 1.0}))
     assert _claim({0: 1.0}, controls=blind).summary() == "criterion cannot tell"
     assert _claim({0: 1.0}, regime=Regime(100, "late training"), runs=[_Run("r", [3, 2])]).verdict == (
         "not reached at this budget"
     )
 
 
-def test_a_verdict_resting_on_a_margin_smaller_than_the_seed_spread_says_so():
-    assert "less than the seed-to-seed spread" in _claim({0: 1.95, 1: 1.2, 2: 2.6}).margin_note()
-    assert _claim({0: 1.0, 1: 1.1, 2: 1.05}).margin_note() == ""
+def test_a_verdict_resting_on_a_margin_smaller_than_the_seed_spread_is_unsettled():
+    values = {0: 1.95, 1: 1.2, 2: 1.5}  # every seed passes ≤ 2, the closest 0.05 away, the seeds 0.38 apart
+    steady = {s: [(e, v) for e in (1, 2, 5, 10)] for s, v in values.items()}
+    claim = _claim(values, trajectory=steady, budget=10)
+    assert claim.summary() == "holds (3 of 3 seeds), unsettled"
+    assert "within the seeds' spread" in claim.as_dict()["standing"]["detail"]
+    apart = {0: 1.0, 1: 1.1, 2: 1.05}
+    assert _claim(apart, trajectory={s: [(5, v), (10, v)] for s, v in apart.items()}, budget=10).summary() == (
+        "holds (3 of 3 seeds), settled"
+    )
 
 
 def _save(monkeypatch, tmp_path, book, **given):

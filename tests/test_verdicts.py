@@ -1,6 +1,8 @@
 """The rules that say whether a verdict stands, tried on the trajectories a reviewer would try:
 a plateau then a fall, a measure that crossed before the half, one still drifting toward the
-threshold, a stable one, and the loss diagnostic on a flat, a rising, a floored and a near-zero loss."""
+threshold, a stable one, seeds that straddle the threshold; controls judged seed by seed; runs
+that did not train (made-up losses, and a real run stuck on its plateau); and the loss diagnostic
+on a flat, a rising, a floored and a near-zero loss."""
 
 import math
 
@@ -9,6 +11,7 @@ import pytest
 from geovae_core.criteria import FAILS, HOLDS, SMOOTH, compared
 from geovae_core.verdicts import (
     CANNOT_TELL,
+    DID_NOT_TRAIN,
     NOT_REACHED,
     SETTLED,
     UNSETTLED,
@@ -17,6 +20,7 @@ from geovae_core.verdicts import (
     Regime,
     loss_levelled,
     standing,
+    training_check,
 )
 
 BELOW = compared("gap", "<", 1.0)  # passes below 1
@@ -68,13 +72,60 @@ def test_a_single_kept_state_or_none_cannot_be_followed():
     assert standing(BELOW, {}, 20).detail == "not followed along training"
 
 
-def test_controls_that_come_out_the_other_way_leave_no_verdict():
-    telling = Controls(absent=(9.0, "a path that jumps"), present=(1.0, "an even path"))
+def test_seeds_that_straddle_the_threshold_within_their_spread_are_not_settled():
+    # stable in every seed, but the closest seed (0.95) is nearer 1 than the seeds are apart (0.3)
+    near = {0: _points([0.9, 0.95, 0.95, 0.95]), 1: _points([0.5, 0.4, 0.4, 0.4]), 2: _points([0.3, 0.4, 0.4, 0.35])}
+    result = standing(BELOW, near, 20)
+    assert result.state == UNSETTLED and "within the seeds' spread" in result.detail
+    far = {0: _points([0.6, 0.5, 0.5, 0.5]), 1: _points([0.5, 0.45, 0.45, 0.44])}
+    assert standing(BELOW, far, 20).state == SETTLED
+
+
+def test_controls_are_judged_seed_by_seed_and_one_seed_the_wrong_way_leaves_no_verdict():
+    telling = Controls(absent=("a path that jumps", {0: 9.0, 1: 4.5}), present=("an even path", {0: 1.0, 1: 1.3}))
     judged = Judgement(SMOOTH, {0: 1.2, 1: 1.5}, controls=telling)
-    assert judged.word == HOLDS and telling.as_dict(SMOOTH)["tells"]
-    blind = Controls(absent=(1.0, "a cross-fade"), present=(1.0, "an even path"))  # passes what it must fail
-    assert Judgement(SMOOTH, {0: 1.2}, controls=blind).word == CANNOT_TELL
-    assert Judgement(SMOOTH, {0: 1.2}, controls=blind).standing is None
+    assert judged.word == HOLDS and telling.as_dict(SMOOTH)["tells"] and telling.failures(SMOOTH) == []
+    one_seed_blind = Controls(absent=("a cross-fade", {0: 9.0, 1: 1.0}), present=("an even path", {0: 1.0, 1: 1.0}))
+    judged = Judgement(SMOOTH, {0: 1.2, 1: 1.2}, controls=one_seed_blind)
+    assert judged.word == CANNOT_TELL and judged.standing is None
+    assert one_seed_blind.failures(SMOOTH) == ["seed 1: the input without the effect passes (1)"]
+    unmeasured = Controls(absent=("jumps", {0: float("nan")}), present=("even", {0: 1.0}))
+    assert not unmeasured.tell(SMOOTH)  # a control that could not be computed tells nothing
+
+
+def test_controls_are_gathered_seed_by_seed_and_survive_the_results_file():
+    each = {s: {"c": ((9.0 + s, "jumps"), (1.0 + s / 10, "even"))} for s in (0, 1, 2)}
+    gathered = Controls.over_seeds(each)["c"]
+    assert gathered.absent == ("jumps", {0: 9.0, 1: 10.0, 2: 11.0})
+    assert gathered.present == ("even", {0: 1.0, 1: 1.1, 2: 1.2})
+    stored = gathered.as_dict(SMOOTH)
+    assert stored["absent"]["per_seed"] == {"0": 9.0, "1": 10.0, "2": 11.0}
+    assert Controls.from_dict(stored).tell(SMOOTH) == gathered.tell(SMOOTH) is True
+
+
+@pytest.mark.parametrize(
+    "final, constant, perfect, trained",
+    [
+        (206.1, 206.3, 45.5, False),  # K's AE on its plateau: the mean image, to a tenth of a nat
+        (190.0, 206.3, 45.5, True),  # off the plateau by a tenth of the way to the BCE floor
+        (196.0, 206.3, 45.5, False),  # 6% of the way
+        (150.0, 53.4, 0.0, False),  # worse than the mean image (an untrained MSE AE outputs grey)
+        (2.25, 2.30, 0.0, False),  # a classifier at its class frequencies
+        (0.1, 2.30, 0.0, True),
+    ],
+)
+def test_a_run_trained_when_it_went_a_tenth_of_the_way_from_the_constant_model_to_a_perfect_one(
+    final, constant, perfect, trained
+):
+    ok, why = training_check(final, constant, perfect)
+    assert ok is trained and "of the way from the constant model's" in why
+
+
+def test_a_claim_resting_on_a_run_that_did_not_train_gets_no_verdict():
+    stuck = [("shallow_mlp/point mnist z=3", "its loss 206.1 went 0% of the way")]
+    judged = Judgement(BELOW, {0: 0.5, 1: 0.4}, trajectory={0: _points([1, 1, 1, 0.5])}, untrained=stuck)
+    assert judged.word == DID_NOT_TRAIN and judged.standing is None
+    assert Judgement(BELOW, {0: 0.5}, regime=Regime(100, "late"), epochs=10, untrained=stuck).word == NOT_REACHED
 
 
 def test_a_regime_the_runs_never_reached_gives_no_verdict():
