@@ -1,6 +1,7 @@
 """The claims ledger: every claim of the book's results files, each verdict recomputed from its
 stored criterion and values (never the stored word), and each chapter marked when its last run
-failed or its code changed since its results were written."""
+failed, its code changed since its results were written, its results file cannot be used, or it
+has none (not built)."""
 
 from __future__ import annotations
 
@@ -21,26 +22,142 @@ def _chapter_order(path: Path) -> tuple:
     return (int(digits) if digits else 10**9, path.stem)
 
 
+NOT_BUILT = "not built"  # a chapter of the book with no results file
+
+
+def _field(mapping: dict, key: str, where: str):
+    """``mapping[key]``, or KeyError naming the field (``claims[0].per_seed``)."""
+    if key not in mapping:
+        raise KeyError(f"{where}.{key}" if where else key)
+    return mapping[key]
+
+
+def _need(ok: bool, where: str, value, what: str) -> None:
+    """TypeError "<where> is <value>, not <what>" unless ``ok``."""
+    if not ok:
+        shown = repr(value)
+        raise TypeError(f"{where} is {shown if len(shown) <= 40 else shown[:37] + '...'}, not {what}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_value(value) -> bool:
+    """A stored measurement: a number, or null (not measured)."""
+    return value is None or _is_number(value)
+
+
+def _is_trajectory(points) -> bool:
+    """One seed's measure along training: [[epochs > 0, number or null], ...]."""
+    return isinstance(points, list) and all(
+        isinstance(p, list) and len(p) == 2 and _is_number(p[0]) and p[0] > 0 and _is_value(p[1]) for p in points
+    )
+
+
+def _is_control(control) -> bool:
+    """A stored control: its input (text) and its values (numbers or null, alone or by seed)."""
+    if not (isinstance(control, dict) and isinstance(control.get("input"), str)):
+        return False
+    values = [v for key, v in control.items() if key != "input"]
+    return all(map(_is_value, [x for v in values for x in (v.values() if isinstance(v, dict) else [v])]))
+
+
+def _check_claim(claim, where: str) -> None:
+    """Raise KeyError, TypeError or ValueError naming the first field of a stored claim that the
+    ledger's verdicts, rows and criteria could not use."""
+    _need(isinstance(claim, dict), where, claim, "an object")
+    for key in ("id", "statement", "verdict"):
+        _need(isinstance(_field(claim, key, where), str), f"{where}.{key}", claim[key], "text")
+    criterion, at = _field(claim, "criterion", where), f"{where}.criterion"
+    _need(isinstance(criterion, dict), at, criterion, "an object")
+    for key in ("name", "measure", "why", "text"):
+        _need(isinstance(_field(criterion, key, at), str), f"{at}.{key}", criterion[key], "text")
+    _need(_is_number(_field(criterion, "threshold", at)), f"{at}.threshold", criterion["threshold"], "a number")
+    try:  # a comparison the criteria know
+        Criterion(**{k: _field(criterion, k, at) for k in ("name", "measure", "comparison", "threshold", "why")})
+    except ValueError as error:
+        raise ValueError(f"{at}: {error}") from None
+    per_seed = _field(claim, "per_seed", where)
+    _need(
+        isinstance(per_seed, dict) and all(map(_is_value, per_seed.values())),
+        f"{where}.per_seed",
+        per_seed,
+        "{seed: number or null}",
+    )
+    trajectory = claim.get("trajectory") or {}
+    _need(
+        isinstance(trajectory, dict) and all(map(_is_trajectory, trajectory.values())),
+        f"{where}.trajectory",
+        trajectory,
+        "{seed: [[epochs > 0, number or null], ...]}",
+    )
+    for key in ("budget", "epochs"):
+        _need(_is_value(claim.get(key)), f"{where}.{key}", claim.get(key), "a number or null")
+    regime = claim.get("regime")
+    if regime:
+        _need(
+            isinstance(regime, dict) and _is_number(regime.get("epochs")) and isinstance(regime.get("why"), str),
+            f"{where}.regime",
+            regime,
+            '{"epochs": number, "why": text} or null',
+        )
+    controls = claim.get("controls")
+    if controls:
+        _need(isinstance(controls, dict), f"{where}.controls", controls, "an object or null")
+        for side in ("absent", "present"):
+            control = _field(controls, side, f"{where}.controls")
+            _need(_is_control(control), f"{where}.controls.{side}", control, "an input (text) and numbers or null")
+
+
+def _check_results(payload) -> None:
+    """Raise KeyError, TypeError or ValueError naming the first field of a results file that the
+    ledger could not use: a file that is JSON but holds a field of the wrong kind fails here, alone."""
+    _need(isinstance(payload, dict), "the file", payload, "an object")
+    for key in ("notebook", "profile"):
+        _need(isinstance(_field(payload, key, ""), str), key, payload[key], "text")
+    for key in ("title", "chapter"):
+        _need(isinstance(payload.get(key, ""), str), key, payload.get(key), "text")
+    for key in ("claims", "quick"):  # quick: the quick build's claims a long build keeps
+        claims = _field(payload, key, "") if key == "claims" else payload.get(key) or []
+        _need(isinstance(claims, list), key, claims, "a list")
+        for number, claim in enumerate(claims):
+            _check_claim(claim, f"{key}[{number}]")
+    _need(isinstance(payload.get("parameters", {}), dict), "parameters", payload.get("parameters"), "an object")
+    explicit = payload.get("explicit") or []
+    _need(isinstance(explicit, list) and all(isinstance(k, str) for k in explicit), "explicit", explicit, "names")
+    compute = payload.get("compute") or {}
+    _need(
+        isinstance(compute, dict) and all(_is_number(compute.get(k, 0)) for k in ("trained_seconds", "wall_seconds")),
+        "compute",
+        compute,
+        "an object whose seconds are numbers",
+    )
+    fingerprint = payload.get("fingerprint")
+    _need(fingerprint is None or isinstance(fingerprint, dict), "fingerprint", fingerprint, "an object or null")
+
+
 def load_book_results() -> tuple:
-    """(results, problems): every readable results file of the book, in chapter order, and one
-    line per file that could not be read or lacks what the ledger needs (the ledger shows them)."""
+    """(results, problems): every usable results file of the book, in chapter order, and one line
+    per file that could not be read or holds a field of the wrong kind (which file, which field,
+    what is wrong); the ledger shows them, and the other chapters as usual."""
     folder = results_dir() / "book"
     results, problems = [], []
     for path in sorted(folder.glob("*.json"), key=_chapter_order) if folder.is_dir() else []:
         try:
             payload = json.loads(path.read_text())
-            for key in ("notebook", "profile", "claims"):
-                if key not in payload:
-                    raise KeyError(key)
-            for claim in payload["claims"]:
-                for key in ("id", "statement", "verdict", "criterion", "per_seed"):
-                    if key not in claim:
-                        raise KeyError(f"claims[].{key}")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-            problems.append(f"{path.name}: unreadable ({type(error).__name__}: {error}); skipped")
+            _check_results(payload)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            problems.append(f"{path.name}: unreadable ({type(error).__name__}: {error}); its claims are left out")
             continue
         results.append(payload)
     return results, problems
+
+
+def not_built() -> list:
+    """The notebooks of the book's chapters that have no results file in ``results/book``."""
+    folder = results_dir() / "book"
+    return [n.stem for n in pages.chapters() if not (folder / f"{n.stem}.json").is_file()]
 
 
 def judgement(claim: dict) -> Judgement:
@@ -75,11 +192,20 @@ def chapter_state(result: dict) -> str:
     return f"its {' and '.join(changed)} changed since these results were written" if changed else ""
 
 
-def ledger_counts(results: list) -> dict:
-    """{profile: {word: count, "settled": n, "unsettled": n, "claims": n}}: counts never mix profiles."""
+def ledger_counts(results: list, profile: str) -> dict:
+    """{profile: {word: count, "settled": n, "unsettled": n, "claims": n, "not built": n}}: counts
+    never mix profiles; the book's chapters with no results file count as not built in ``profile``
+    (this book's)."""
     counts = {}
+
+    def row_of(name: str) -> dict:
+        return counts.setdefault(name, {w: 0 for w in (*WORDS, SETTLED, UNSETTLED, "claims", NOT_BUILT)})
+
+    missing = not_built()
+    if missing:
+        row_of(profile)[NOT_BUILT] = len(missing)
     for result in results:
-        row = counts.setdefault(result["profile"], {w: 0 for w in (*WORDS, SETTLED, UNSETTLED, "claims")})
+        row = row_of(result["profile"])
         for claim in result["claims"]:
             judged = judgement(claim)
             row[judged.word] = row.get(judged.word, 0) + 1
@@ -116,12 +242,13 @@ def _seeds(values: dict) -> str:
 
 
 def ledger_markdown(results: list, problems: list, profile: str) -> str:
-    """The ledger as MyST Markdown: counts per profile (verdicts and whether they stand), then one
-    section per chapter (its title linking to it, the compute behind it, any reason its results
-    may not be current, a row per claim linking to its trajectory figure), and a warning for
-    every results file that could not be read or whose stored verdict its own values contradict."""
+    """The ledger as MyST Markdown: counts per profile (verdicts and whether they stand, chapters
+    not built), then one section per chapter (its title linking to it, the compute behind it, any
+    reason its results may not be current, a row per claim linking to its trajectory figure), and a
+    warning for every results file that could not be read or whose stored verdict its own values
+    contradict, and for every chapter not built."""
     lines = []
-    for name, row in ledger_counts(results).items():
+    for name, row in ledger_counts(results, profile).items():
         parts = ", ".join(f"**{row[w]}** {w}" for w in WORDS if row[w])
         verdicts = row[SETTLED] + row[UNSETTLED]
         shares = (
@@ -129,11 +256,18 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
             if verdicts
             else ""
         )
+        claims = f"{row['claims']} claims" + (f": {parts}" if parts else "")
+        unbuilt = f" **{row[NOT_BUILT]}** of the book's chapters not built." if row[NOT_BUILT] else ""
         lines.append(
-            f"- profile `{name}`{' (this book)' if name == profile else ''}: {row['claims']} claims: {parts}; "
-            f"of the verdicts, **{row[SETTLED]}** settled and **{row[UNSETTLED]}** unsettled{shares}."
+            f"- profile `{name}`{' (this book)' if name == profile else ''}: {claims}; of the verdicts, "
+            f"**{row[SETTLED]}** settled and **{row[UNSETTLED]}** unsettled{shares}.{unbuilt}"
         )
     lines += [f"- ⚠️ {problem}" for problem in problems]
+    lines += [
+        f"- ⚠️ {notebook}: {NOT_BUILT} (no results file {notebook}.json); build it with "
+        f"`python -m geovae_core.runner --only {notebook.split('-')[0]}`"
+        for notebook in not_built()
+    ]
     for result in results:
         title = result.get("title") or result["notebook"]
         heading = f"{result.get('chapter', '')} · {title}".strip(" ·")

@@ -4,11 +4,13 @@ current (its last run failed, or its code changed since they were written)."""
 
 import json
 
+import pytest
+
 from conftest import redirect_book
 from geovae_core import pages
 from geovae_core.chapters import n1
-from geovae_core.criteria import compared
-from geovae_core.ledger import chapter_state, ledger_counts, ledger_markdown, load_book_results
+from geovae_core.criteria import SMOOTH, compared
+from geovae_core.ledger import chapter_state, criteria_markdown, ledger_counts, ledger_markdown, load_book_results
 from geovae_core.profiles import resolve
 from geovae_core.results import BOOK_RUN, PAGE_FINGERPRINT, Claim, save_results
 
@@ -35,7 +37,8 @@ def test_a_results_file_edited_to_say_holds_is_shown_with_what_its_values_say(tm
     results, problems = load_book_results()
     text = ledger_markdown(results, problems, "smoke")
     assert "**does not hold (0 of 1) ⚠️ the results file says 'holds'**" in text
-    assert ledger_counts(results)["smoke"]["does not hold"] == 1 and ledger_counts(results)["smoke"]["holds"] == 0
+    counts = ledger_counts(results, "smoke")["smoke"]
+    assert counts["does not hold"] == 1 and counts["holds"] == 0
 
 
 def test_the_headline_counts_settled_and_unsettled_verdicts(tmp_path, monkeypatch):
@@ -48,7 +51,7 @@ def test_the_headline_counts_settled_and_unsettled_verdicts(tmp_path, monkeypatc
     ]
     _book(monkeypatch, tmp_path, claims)
     results, _ = load_book_results()
-    row = ledger_counts(results)["smoke"]
+    row = ledger_counts(results, "smoke")["smoke"]
     assert (row["holds"], row["not measured"], row["settled"], row["unsettled"], row["claims"]) == (2, 1, 1, 1, 3)
     text = ledger_markdown(results, [], "smoke")
     headline = "**2** holds, **1** not measured; of the verdicts, **1** settled and **1** unsettled"
@@ -95,3 +98,98 @@ def test_a_long_chapter_says_which_verdicts_changed_since_its_quick_build(tmp_pa
     assert since_quick(load_book_results()[0][0]) == [] and "verdicts changed" not in ledger_markdown(
         load_book_results()[0], [], "smoke"
     )
+
+
+N2 = pages.chapters()[1]
+
+
+def _two_chapters(monkeypatch, tmp_path) -> tuple:
+    """N1's results file and a copy of it as N2's: (N1's path, N2's path)."""
+    claims = [Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: -1.0, 1: None}, trajectory={0: [(1, -0.5), (2, -1.0)]})]
+    first = _book(monkeypatch, tmp_path, claims)
+    payload = json.loads(first.read_text())
+    second = first.parent / f"{N2.stem}.json"
+    second.write_text(json.dumps({**payload, "notebook": N2.stem, "chapter": "N2", "title": "Second"}))
+    return first, second
+
+
+def _spoil(path, change):
+    payload = json.loads(path.read_text())
+    change(payload)
+    path.write_text(json.dumps(payload))
+
+
+def _claim(payload):
+    return payload["claims"][0]
+
+
+SPOILED = [
+    (lambda p: _claim(p).update(per_seed="abc"), "TypeError: claims[0].per_seed is 'abc', not {seed: number or null}"),
+    (lambda p: _claim(p)["per_seed"].update({"0": "0.5"}), "claims[0].per_seed is {'0': '0.5', '1': None}, not {seed"),
+    (
+        lambda p: _claim(p)["criterion"].update(comparison="~"),
+        "ValueError: claims[0].criterion: comparison '~' is not one of <, <=, >, >=",
+    ),
+    (lambda p: _claim(p)["criterion"].update(threshold="0"), "claims[0].criterion.threshold is '0', not a number"),
+    (lambda p: _claim(p)["criterion"].pop("text"), "KeyError: 'claims[0].criterion.text'"),
+    (lambda p: _claim(p).update(trajectory={"0": [[0, 1.0], [2, 1.0]]}), "claims[0].trajectory is {'0': [[0, 1.0]"),
+    (lambda p: _claim(p).update(budget="100"), "claims[0].budget is '100', not a number or null"),
+    (lambda p: _claim(p).update(regime={"epochs": "many"}), "claims[0].regime is {'epochs': 'many'}, not"),
+    (
+        lambda p: _claim(p).update(controls={"absent": {"value": "low", "input": "noise"}, "present": {}}),
+        "claims[0].controls.absent is {'value': 'low', 'input': 'noise'}, not an input (text)",
+    ),
+    (lambda p: _claim(p).update(statement=["a"]), "claims[0].statement is ['a'], not text"),
+    (lambda p: p.update(claims={"N2-a": 1}), "claims is {'N2-a': 1}, not a list"),
+    (lambda p: p.update(quick=[{"id": "N2-q"}]), "KeyError: 'quick[0].statement'"),
+    (lambda p: p.update(chapter=2), "chapter is 2, not text"),
+    (lambda p: p.update(compute={"wall_seconds": "fast"}), "compute is {'wall_seconds': 'fast'}, not an object"),
+    (lambda p: p.update(fingerprint="abc"), "fingerprint is 'abc', not an object or null"),
+]
+
+
+@pytest.mark.parametrize("change, why", SPOILED)
+def test_a_results_file_of_the_wrong_kind_marks_its_own_chapter_and_nothing_else(tmp_path, monkeypatch, change, why):
+    """JSON with a field of the wrong kind (as a hand edit or another version leaves it): one line
+    names the file and the field; the other chapters' claims, counts and criteria are shown."""
+    first, second = _two_chapters(monkeypatch, tmp_path)
+    _spoil(second, change)
+    results, problems = load_book_results()
+    assert [r["notebook"] for r in results] == [N1.stem]
+    assert len(problems) == 1 and problems[0].startswith(f"{N2.stem}.json: unreadable (") and why in problems[0]
+    assert problems[0].endswith("; its claims are left out")
+    text = ledger_markdown(results, problems, "smoke")
+    assert f"- ⚠️ {problems[0]}" in text and "## [N1 · " in text and "Second" not in text
+    assert ledger_counts(results, "smoke")["smoke"]["claims"] == 1
+    assert "| smooth |" in criteria_markdown(results, {"smooth": SMOOTH})
+
+
+def test_json_that_is_not_a_results_file_is_named_in_one_line(tmp_path, monkeypatch):
+    _, second = _two_chapters(monkeypatch, tmp_path)
+    second.write_text(json.dumps(["not", "an", "object"]))
+    assert load_book_results()[1] == [
+        f"{N2.stem}.json: unreadable (TypeError: the file is ['not', 'an', 'object'], not an object); "
+        "its claims are left out"
+    ]
+
+
+def test_a_chapter_with_no_results_file_is_listed_and_counted_as_not_built(tmp_path, monkeypatch):
+    first, second = _two_chapters(monkeypatch, tmp_path)
+    chapters = len(pages.chapters())
+    results, problems = load_book_results()
+    assert problems == [] and ledger_counts(results, "smoke")["smoke"]["not built"] == chapters - 2
+    second.unlink()
+    results, problems = load_book_results()
+    counts = ledger_counts(results, "quick")  # a book built in quick: its chapters not built count there
+    assert counts["quick"]["not built"] == chapters - 1 and counts["quick"]["claims"] == 0
+    assert counts["smoke"]["not built"] == 0 and counts["smoke"]["claims"] == 1
+    text = ledger_markdown(results, problems, "smoke")
+    assert (
+        f"- ⚠️ {N2.stem}: not built (no results file {N2.stem}.json); build it with "
+        "`python -m geovae_core.runner --only N2`"
+    ) in text.splitlines()
+    assert text.count(": not built (no results file") == chapters - 1
+    assert f". **{chapters - 1}** of the book's chapters not built." in text.splitlines()[0]
+    first.unlink()
+    empty = ledger_markdown(*load_book_results(), "quick")
+    assert "- profile `quick` (this book): 0 claims; of the verdicts" in empty and N1.stem + ": not built" in empty
