@@ -300,3 +300,88 @@ def test_morphed_counts_another_class_judged_with_a_confidence_of_at_least_0_8(c
     out = perturbation_response(_Linear(), codes, range(4), [0.1, 1.0], judge=_two_class_judge(confidence))
     assert out["morphed"] == [0.0, morphed]
     assert out["confidence"] == pytest.approx([0.9, confidence])
+
+
+class _UnitGaussians(_Linear):
+    """Codes N(x, I): the image's pixels as mu, log sigma^2 = 0."""
+
+    def encode(self, x):
+        return x.flatten(1), torch.zeros_like(x.flatten(1))
+
+
+def test_the_cv_nnd_hook_records_latent_cv_nnd_of_the_test_images_under_its_settings():
+    import inspect
+
+    from geovae_core.geometry import cv_nnd_hook
+
+    defaults = {k: p.default for k, p in inspect.signature(latent_cv_nnd).parameters.items()}
+    (key,) = cv_nnd_hook()
+    assert key == f"cv_nnd-{defaults['batches']}x{defaults['batch_size']}x{defaults['draws']}"
+    ((key, hook),) = cv_nnd_hook(batches=2, batch_size=16, draws=5).items()
+    assert key == "cv_nnd-2x16x5"
+    model = _UnitGaussians()
+    images = torch.rand(40, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    split = (torch.zeros(1), torch.zeros(1), images, torch.zeros(1))
+    calls = []
+    real = latent_cv_nnd
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+
+    import geovae_core.geometry as geometry
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(geometry, "latent_cv_nnd", spy)
+        recorded = hook(model, split)
+    ((seen_model, images, batches, batch_size, draws),) = calls
+    assert seen_model is model and images is split[2] and (batches, batch_size, draws) == (2, 16, 5)
+    assert recorded == real(model, split[2], 2, 16, 5)
+
+
+def test_an_ellipsoid_fit_is_centred_on_each_coordinate_s_own_mean():
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(5000, 3, generator=g) * 0.1 + torch.tensor([7.0, -3.0, 1.0])
+    centre, radii, _ = fit_ellipsoid(points, scale=1.0)
+    assert torch.allclose(centre, torch.tensor([7.0, -3.0, 1.0]), atol=0.01)
+    assert torch.allclose(radii, torch.full((3,), 0.1), rtol=0.05)
+
+
+class _FirstThreeCoordinates:
+    """A stand-in for umap.UMAP that keeps the first three coordinates and records its settings."""
+
+    made = []
+
+    def __init__(self, **settings):
+        self.settings = settings
+        _FirstThreeCoordinates.made.append(self)
+
+    def fit_transform(self, points):
+        self.points = points
+        return points[:, :3].copy()
+
+
+def test_sample_map_fit_draws_each_gaussian_with_its_own_sigma_and_fits_one_ellipsoid_per_cloud(monkeypatch):
+    import sys
+    import types
+
+    import geovae_core.geometry as geometry
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=_FirstThreeCoordinates))
+    monkeypatch.setattr(geometry, "_cache_umap_kernels", lambda: None)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    _FirstThreeCoordinates.made.clear()
+    mu = torch.tensor([[0.0, 0.0, 0.0, 9.0], [10.0, -5.0, 2.0, 9.0]])
+    logvar = torch.log(torch.tensor([[0.25, 1.0, 4.0, 1.0], [1.0, 0.25, 1.0, 1.0]]))  # sigmas (0.5, 1, 2), (1, .5, 1)
+    out = geometry.sample_map_fit(mu, logvar, samples=4000, seed=3, n_neighbors=50, min_dist=0.5)
+    (mapper,) = _FirstThreeCoordinates.made
+    assert mapper.settings == dict(n_components=3, n_neighbors=50, min_dist=0.5, random_state=3, n_jobs=1)
+    assert mapper.points.shape == (2 * 4000, 4)  # every draw of every Gaussian in one map
+    assert out["clouds"].shape == (2, 4000, 3) and len(out["ellipsoids"]) == 2
+    for (centre, radii, _), m, lv in zip(out["ellipsoids"], mu, logvar):
+        assert torch.allclose(centre, m[:3], atol=0.1)
+        assert torch.allclose(radii.sort().values, (2 * torch.exp(0.5 * lv[:3])).sort().values, rtol=0.05)
+    noise = [(cloud - m[:3]) / torch.exp(0.5 * lv[:3]) for cloud, m, lv in zip(out["clouds"], mu, logvar)]
+    assert float((noise[0] * noise[1]).mean().abs()) < 0.05  # each Gaussian draws its own noise
+    again = geometry.sample_map_fit(mu, logvar, samples=4000, seed=3, n_neighbors=50, min_dist=0.5)
+    assert torch.equal(again["clouds"], out["clouds"])  # seeded

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +148,96 @@ def test_images_to_encode_are_neither_the_reference_nor_the_floor(monkeypatch):
     assert torch.equal(quality.inputs(80), quality.data.train_images[100:180])  # too few test images left
     with pytest.raises(ValueError, match="fewer than 500"):
         quality.inputs(500)
+
+
+def _greys(*levels) -> torch.Tensor:
+    """Uniform 1 x 2 x 2 images of the given grey levels: their RMS distances are the level gaps."""
+    return torch.tensor(levels).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
+
+
+def test_neighbour_rms_is_each_image_s_rms_gap_to_its_nearest_other_image():
+    from geovae_core.metrics import neighbour_rms
+
+    assert neighbour_rms(_greys(0.0, 0.2, 1.0)).tolist() == pytest.approx([0.2, 0.2, 0.8])
+    colour = torch.zeros(2, 3, 4, 4)
+    colour[1, 0] = 1.0  # one channel of three lit: RMS sqrt(1/3)
+    assert neighbour_rms(colour).tolist() == pytest.approx([3**-0.5] * 2)
+
+
+def test_alike_pairs_counts_pairs_closer_than_the_real_images_median_neighbour_gap():
+    from geovae_core.metrics import alike_pairs
+
+    real = _greys(0.0, 0.2, 1.0)  # nearest-neighbour gaps 0.2, 0.2, 0.8: the yardstick is 0.2
+    # gaps: 0.1 (alike), 0.15 (alike), 0.2 (exactly the yardstick: not alike), the rest larger
+    images = _greys(0.0, 0.1, 0.5, 0.65, 0.85)
+    assert alike_pairs(images, real) == 2
+    assert alike_pairs(_greys(0.0, 0.3, 0.6), real) == 0
+    assert alike_pairs(_greys(0.5, 0.5, 0.5), real) == 3  # every pair of three identical images
+    spread = _greys(0.0, 1.0, 0.05)  # gaps 0.05, 0.05, 0.95: yardstick 0.05, no pair that close
+    assert alike_pairs(images, spread) == 0
+    assert alike_pairs(images, spread, sample=2) == 10  # the first two only: yardstick 1, every pair
+
+
+def test_the_fitted_temperature_recovers_the_one_the_labels_were_drawn_with():
+    from geovae_core.metrics import fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    logits = 4 * torch.randn(3000, 10, generator=g)
+    labels = torch.multinomial(torch.softmax(logits / 2.0, dim=1), 1, generator=g).squeeze(1)
+    judge = lambda images: {"class_logits": images}  # noqa: E731  (the "images" are the logits)
+    assert fit_temperature(judge, logits, labels) == pytest.approx(2.0, rel=0.1)
+    sharp = logits.argmax(dim=1)  # labels always the top class: as confident as can be
+    assert fit_temperature(judge, logits, sharp) < 0.5
+
+
+def test_the_judge_is_the_documented_relu_mlp_trained_with_adam_on_the_class_labels():
+    from geovae_core.metrics import JUDGE, judge_config
+
+    config = judge_config("fashion_mnist", "cuda:1")
+    assert (config.model, config.dataset, config.device) == ("mlp_classifier", "fashion_mnist", "cuda:1")
+    assert (
+        (config.hidden_dim, config.latent_dim, config.epochs)
+        == (256, 128, 5)
+        == tuple(JUDGE[k] for k in ("hidden_dim", "latent_dim", "epochs"))
+    )
+    assert config.loss_terms == (("xent", 1.0),) and config.optimizer == "adam" and config.init_std is None
+    assert (config.lr, config.batch_size, config.seed) == (JUDGE["lr"], JUDGE["batch_size"], JUDGE["seed"])
+    assert config.train_size is None and config.test_size is None  # the whole training set
+
+
+class _StubJudge(torch.nn.Module):
+    """A "classifier" whose features are the image's pixels and whose class logits are its first
+    three pixels: what the protocol reads from a judge, without training one."""
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        return {"features": flat * 2, "class_logits": flat[:, :3]}
+
+
+def _judged(temperature: float = 1.0):
+    from types import SimpleNamespace
+
+    from geovae_core.metrics import SampleQuality
+
+    quality = SampleQuality.__new__(SampleQuality)  # the protocol's readings, around a stub judge
+    quality.run, quality.temperature = SimpleNamespace(model=_StubJudge()), temperature
+    return quality
+
+
+def test_the_protocol_reads_features_and_calibrated_probabilities_from_the_judge():
+    images = torch.tensor([[math.log(8.0), 0.0, 0.0, 5.0], [0.0, 0.0, math.log(3.0), 1.0]]).view(2, 1, 2, 2)
+    features, probabilities = _judged(temperature=1.0).features(images, chunk=1)
+    assert np.allclose(features, 2 * images.flatten(1).numpy())
+    assert torch.allclose(probabilities, torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.2, 0.6]]))
+    hotter = _judged(temperature=2.0).probabilities(images)  # logits / 2: sqrt(8), 1, 1 over their sum
+    assert torch.allclose(hotter[0], torch.tensor([8**0.5, 1.0, 1.0]) / (8**0.5 + 2))
+
+
+def test_an_image_is_readable_from_a_calibrated_probability_of_0_9_on():
+    # probabilities 0.9 exactly, 0.8 and 0.95 of class 0 (softmax of log p over three classes)
+    levels = [(0.9, 0.05, 0.05), (0.8, 0.1, 0.1), (0.95, 0.025, 0.025)]
+    images = torch.tensor([[math.log(a), math.log(b), math.log(c), 0.0] for a, b, c in levels]).view(3, 1, 2, 2)
+    quality = _judged()
+    assert quality.readable(images).tolist() == [True, False, True]
+    assert quality.accuracy(images, torch.tensor([0, 1, 0])) == pytest.approx(2 / 3)
+    assert quality.accuracy(images, torch.tensor([0, 0, 0])) == 1.0
