@@ -16,7 +16,7 @@ ifeq ($(origin GEOVAE_DATA), undefined)
   endif
 endif
 
-.PHONY: env book test check lint lab strip bench clean
+.PHONY: env book test check lint lab strip bench mutation clean
 
 # The environment's kernels log at ERROR, not WARNING: a kernel that papermill (by hand) or
 # JupyterLab starts listens on local TCP, and ipykernel then prints at every start that its traffic
@@ -80,6 +80,21 @@ bench: env
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_conv.py
 	$(BIN)/python benchmarks/bench_geometry.py
+
+# Mutation testing (not part of make test or CI; an hour or more on 2 cores): mutmut (configured in
+# pyproject.toml) mutates losses, models, geometry, metrics, criteria, verdicts and data in a copy of
+# this checkout under _build/mutation, runs the fast tests that cover each mutant, one thread, at
+# low priority, then prints the share of mutants killed per module. Results are kept there: a later
+# run tests only new or changed mutants; MUTANTS="geovae_core.losses.x_kl*" reruns the ones named.
+MUTATION_DIR := _build/mutation
+MUTATION_JOBS ?= 1
+MUTANTS ?=
+mutation: env
+	mkdir -p $(MUTATION_DIR)
+	git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(MUTATION_DIR)
+	git describe --always --dirty > $(MUTATION_DIR)/SOURCE
+	cd $(MUTATION_DIR) && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 19 "$(CURDIR)/$(BIN)/mutmut" run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	cd $(MUTATION_DIR) && "$(CURDIR)/$(BIN)/python" tests/mutation_report.py
 
 clean:
 	rm -rf _build executed results
