@@ -81,3 +81,71 @@ def test_the_ae_with_kl_pays_the_same_kl_as_the_vae():
     assert torch.equal(out_aekl["z"], out_aekl["mu"]) and not torch.equal(out_vae["z"], out_vae["mu"])
     terms = [loss_terms(x, None, out, c)["kl"] for out, c in ((out_vae, configs[0]), (out_aekl, configs[1]))]
     assert torch.equal(terms[0], terms[1])
+
+
+def test_every_term_is_per_sample_each_row_scored_alone():
+    """Each term is one number per image (shape [B]), the same as that image scored on its own:
+    nothing is summed or averaged across the batch before loss_terms takes the mean."""
+    from geovae_core.losses import asymmetric_spread, centering, squared_error, symmetric_spread
+
+    g = torch.Generator().manual_seed(0)
+    logits, x = torch.randn(3, 6, generator=g), torch.rand(3, 6, generator=g)
+    mu, logvar = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    terms = {
+        "kl": lambda i: kl_to_standard_normal(mu[i], logvar[i]),
+        "bernoulli": lambda i: bernoulli_nll(logits[i], x[i]),
+        "gaussian": lambda i: gaussian_nll(logits[i], x[i], 0.3),
+        "squared": lambda i: squared_error(logits[i], x[i]),
+        "centering": lambda i: centering(mu[i]),
+        "asymmetric": lambda i: asymmetric_spread(logvar[i]),
+        "symmetric": lambda i: symmetric_spread(logvar[i]),
+    }
+    for name, term in terms.items():
+        batch = term(slice(None))
+        assert batch.shape == (3,), name
+        alone = torch.cat([term(slice(i, i + 1)) for i in range(3)])
+        assert torch.allclose(batch, alone), name
+        assert len(set(batch.tolist())) == 3, name  # three different images, three different values
+
+
+def test_the_gaussian_likelihood_s_constant_counts_every_pixel_at_the_decoder_s_std():
+    """-log N(x; x, std^2 I) over D pixels is D (log std + log(2 pi) / 2): a perfect reconstruction
+    still pays the density's normaliser, per pixel, at the configured std."""
+    x = torch.full((2, 5), 0.5)
+    for std in (0.1, 1.0, 2.0):
+        assert gaussian_nll(torch.zeros(2, 5), x, std).tolist() == pytest.approx(
+            [5 * (math.log(std) + 0.5 * math.log(2 * math.pi))] * 2, rel=1e-6
+        )
+
+
+def test_reconstruction_flattens_images_and_follows_the_config_s_likelihood():
+    from geovae_core.losses import reconstruction_nll
+
+    g = torch.Generator().manual_seed(0)
+    logits, x = torch.randn(2, 12, generator=g), torch.rand(2, 3, 2, 2, generator=g)
+    flat = x.flatten(1)
+    for likelihood, expected in [
+        ("bernoulli", bernoulli_nll(logits, flat)),
+        ("gaussian", gaussian_nll(logits, flat, 0.25)),
+        ("mse", (flat - torch.sigmoid(logits)).pow(2).sum(dim=1)),
+    ]:
+        config = ExperimentConfig(model="mlp", likelihood=likelihood, decoder_std=0.25)
+        assert torch.allclose(reconstruction_nll(logits, x, config), expected), likelihood
+
+
+def test_the_loss_weights_each_configured_term_in_order():
+    config = ExperimentConfig(
+        model="mlp",
+        latent="mean",
+        likelihood="mse",
+        loss_terms=(("centering", 2.0), ("recon", 1.0), ("spread_sym", 0.5), ("spread_asym", 3.0)),
+    )
+    g = torch.Generator().manual_seed(0)
+    out = {"logits": torch.randn(4, 4, generator=g), "mu": torch.randn(4, 2, generator=g)}
+    out["logvar"] = torch.randn(4, 2, generator=g)
+    x = torch.rand(4, 1, 2, 2, generator=g)
+    terms = loss_terms(x, None, out, config)
+    assert list(terms) == ["centering", "recon", "spread_sym", "spread_asym", "loss"]
+    expected = 2 * terms["centering"] + terms["recon"] + 0.5 * terms["spread_sym"] + 3 * terms["spread_asym"]
+    assert terms["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert terms["centering"].item() == pytest.approx(out["mu"].pow(2).sum(1).mean().item(), rel=1e-6)
