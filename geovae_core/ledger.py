@@ -56,11 +56,13 @@ def _is_trajectory(points) -> bool:
 
 
 def _is_control(control) -> bool:
-    """A stored control: its input (text) and its values (numbers or null, alone or by seed)."""
-    if not (isinstance(control, dict) and isinstance(control.get("input"), str)):
-        return False
-    values = [v for key, v in control.items() if key != "input"]
-    return all(map(_is_value, [x for v in values for x in (v.values() if isinstance(v, dict) else [v])]))
+    """A stored control (``verdicts.Controls.as_dict``): its input (text) and {seed: number or null}."""
+    return (
+        isinstance(control, dict)
+        and isinstance(control.get("input"), str)
+        and isinstance(control.get("per_seed"), dict)
+        and all(map(_is_value, control["per_seed"].values()))
+    )
 
 
 def _check_claim(claim, where: str) -> None:
@@ -107,7 +109,7 @@ def _check_claim(claim, where: str) -> None:
         _need(isinstance(controls, dict), f"{where}.controls", controls, "an object or null")
         for side in ("absent", "present"):
             control = _field(controls, side, f"{where}.controls")
-            _need(_is_control(control), f"{where}.controls.{side}", control, "an input (text) and numbers or null")
+            _need(_is_control(control), f"{where}.controls.{side}", control, '{"input": text, "per_seed": {...}}')
 
 
 def _check_results(payload) -> None:

@@ -136,8 +136,12 @@ SPOILED = [
     (lambda p: _claim(p).update(budget="100"), "claims[0].budget is '100', not a number or null"),
     (lambda p: _claim(p).update(regime={"epochs": "many"}), "claims[0].regime is {'epochs': 'many'}, not"),
     (
-        lambda p: _claim(p).update(controls={"absent": {"value": "low", "input": "noise"}, "present": {}}),
-        "claims[0].controls.absent is {'value': 'low', 'input': 'noise'}, not an input (text)",
+        lambda p: _claim(p).update(controls={"absent": {"input": "noise", "per_seed": {"0": "low"}}, "present": {}}),
+        "claims[0].controls.absent is {'input': 'noise', 'per_seed': {'0': ..., not {\"input\": text",
+    ),
+    (  # as written before controls were measured per seed
+        lambda p: _claim(p).update(controls={"absent": {"value": 0.1, "input": "a"}, "present": {}}),
+        """claims[0].controls.absent is {'value': 0.1, 'input': 'a'}, not {"input": text, "per_seed": {...}}""",
     ),
     (lambda p: _claim(p).update(statement=["a"]), "claims[0].statement is ['a'], not text"),
     (lambda p: p.update(claims={"N2-a": 1}), "claims is {'N2-a': 1}, not a list"),
