@@ -24,9 +24,13 @@ class ExperimentConfig:
     encoder still emits log sigma^2, as P's "AE with KL") or ``point`` (a plain AE).
     ``widths`` are the hidden widths (mlp) or channels (conv). ``loss_terms`` pairs a term
     of ``losses.LOSS_TERMS`` with its weight. ``weight_decay`` is AEVB's N(0, I) weight prior
-    per datapoint (1 / number of training images). ``init_std`` is AEVB's N(0, 0.01)
-    initialisation; ``None`` keeps PyTorch's default. ``init_from`` starts from another
-    config's trained weights, except the modules in ``reinit``; modules in ``freeze`` are
+    per datapoint (1 / number of training images). ``init_std`` is the standard deviation of a
+    N(0, init_std²) initialisation of every weight and bias (AEVB's 0.01, K's 0.1); ``None``
+    keeps PyTorch's default. ``output_bias_at_mean`` starts an MLP decoder's output bias at the
+    logit of the training mean image (the constant model), and ``adagrad_accumulator`` is
+    Adagrad's accumulator at the start (PyTorch's 0; Duchi et al.'s δ, TensorFlow's 0.1): with 0
+    each weight's first step is ± the step size whatever its gradient. ``init_from`` starts from
+    another config's trained weights, except the modules in ``reinit``; modules in ``freeze`` are
     not trained (P §2.3's decoder ablation). ``codebook_size`` is the number of codes (or of
     R §3.1's cluster centres, ``latent="centres"``); ``pool_size`` is R §3.1's matching pool M,
     drawn afresh from the training set for every batch (0: the batch itself is the pool).
@@ -47,6 +51,8 @@ class ExperimentConfig:
     lr: float = 0.02
     weight_decay: float = 0.0
     init_std: float | None = 0.01
+    output_bias_at_mean: bool = False
+    adagrad_accumulator: float = 0.0
     batch_size: int = 100
     epochs: int = 10
     train_size: int | None = None

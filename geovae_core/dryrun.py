@@ -74,7 +74,7 @@ def dry_run(config: ExperimentConfig, hooks=None, progress: bool = True) -> Run:
     split = experiment_split(cpu)
     x_train, y_train, x_test, y_test = split
     image_shape = tuple(x_train.shape[1:])
-    model = build_model(cpu, image_shape)
+    model = build_model(cpu, image_shape, x_train.mean(0))
     if config.init_from is not None:  # the weights it would start from must fit
         model.load_state_dict(build_model(config.init_from, image_shape).state_dict())
     order, optimizer = start_training(model, cpu, x_train)

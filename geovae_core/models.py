@@ -281,12 +281,20 @@ ARCHITECTURES = {
 }
 
 
-def build_model(config, image_shape: tuple) -> nn.Module:
-    """The model ``config.model`` names, initialised N(0, init_std) when ``init_std`` is set."""
+def build_model(config, image_shape: tuple, mean_image: torch.Tensor | None = None) -> nn.Module:
+    """The model ``config.model`` names, initialised N(0, init_std) when ``init_std`` is set; with
+    ``config.output_bias_at_mean``, a model about to train (given its training images' ``mean_image``)
+    starts its decoder's output at that image (its bias at the image's logit)."""
     model = ARCHITECTURES[config.model](config, image_shape)
     if config.init_std is not None:
         for parameter in model.parameters():
             nn.init.normal_(parameter, 0.0, config.init_std)
+    if config.output_bias_at_mean and mean_image is not None:
+        output = model.decoder[-1]
+        if not isinstance(output, nn.Linear):
+            raise ValueError(f"{config.model}: output_bias_at_mean needs a decoder that ends in a linear layer")
+        with torch.no_grad():
+            output.bias.copy_(torch.logit(mean_image.flatten().clamp(1e-4, 1 - 1e-4)))
     return model
 
 

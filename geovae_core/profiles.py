@@ -70,6 +70,8 @@ KNOBS = {
     "decoder_std": POSITIVE_NUMBER,
     "binarize": (lambda v: isinstance(v, bool), "True or False"),
     "init_std": POSITIVE_NUMBER,
+    "output_bias_at_mean": (lambda v: isinstance(v, bool), "True or False"),
+    "adagrad_accumulator": (_non_negative_number, "a non-negative number"),
     "iw_samples": POSITIVE_INT,
     "iw_test_size": POSITIVE_INT,
     "n_samples": POSITIVE_INT,

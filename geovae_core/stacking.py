@@ -152,9 +152,9 @@ def train_stacked(
     shell = build_model(first.replace(latent_dim=big), image_shape)
     shapes = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
     models, padded, streams, orders = [], [], [], []
-    for config in configs:
+    for config, split in zip(configs, splits):
         torch.manual_seed(config.seed)  # as the member's own run: its initialisation, then its stream goes on
-        models.append(build_model(config, image_shape).to(config.device))
+        models.append(build_model(config, image_shape, split[0].mean(0)).to(config.device))
         streams.append(torch.Generator())
         streams[-1].set_state(torch.get_rng_state())
         orders.append(torch.Generator().manual_seed(config.seed))

@@ -69,7 +69,7 @@ def initial_model(config: ExperimentConfig) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         x_train = experiment_split(config)[0]
-        return build_model(config, tuple(x_train.shape[1:])).to(config.device).eval()
+        return build_model(config, tuple(x_train.shape[1:]), x_train.mean(0)).to(config.device).eval()
 
 
 def start_training(model, config: ExperimentConfig, x_train: torch.Tensor):
@@ -160,7 +160,7 @@ def train(
     split = experiment_split(config)
     x_train, y_train, x_test, y_test = split
     image_shape = tuple(x_train.shape[1:])
-    model = build_model(config, image_shape).to(config.device)
+    model = build_model(config, image_shape, x_train.mean(0)).to(config.device)
     if resume is not None:
         model.load_state_dict(resume["model"])
     elif config.init_from is not None:

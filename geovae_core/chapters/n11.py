@@ -15,6 +15,7 @@ from ..config import ExperimentConfig
 from ..data import experiment_split, load_dataset
 from ..metrics import importance_weighted_nll
 from ..profiles import Settings
+from ..training import batch_terms, evaluate, initial_model, start_training
 from . import Chapter
 
 SETTINGS = Settings(
@@ -32,7 +33,9 @@ SETTINGS = Settings(
         activation="tanh",
         likelihood="bernoulli",
         decoder_std=0.1,
-        init_std=0.01,
+        init_std=0.1,
+        output_bias_at_mean=True,
+        adagrad_accumulator=0.1,
         iw_samples=500,
         iw_test_size=1000,
     ),
@@ -80,7 +83,9 @@ def training_images(params) -> int:
 
 
 def vae_config(params, track: str, z: int, lr: float = 0.02, seed: int | None = None) -> ExperimentConfig:
-    """K's VAE (Appendix A.1) on ``track``: AEVB's N(0, I) weight prior and N(0, 0.01) initialisation."""
+    """K's VAE (Appendix A.1) on ``track``: AEVB's N(0, I) weight prior, K's N(0, 0.1) initialisation
+    (``init_std``), and the two starts that let K's AE leave its plateau (``output_bias_at_mean``,
+    ``adagrad_accumulator``; the chapter's "Why K's AE did not train" says why)."""
     return ExperimentConfig(
         model="shallow_mlp",
         dataset="mnist",
@@ -92,6 +97,8 @@ def vae_config(params, track: str, z: int, lr: float = 0.02, seed: int | None = 
         lr=lr,
         weight_decay=1.0 / training_images(params),
         init_std=params.init_std,
+        output_bias_at_mean=params.output_bias_at_mean,
+        adagrad_accumulator=params.adagrad_accumulator,
         batch_size=params.batch_size,
         epochs=params.epochs,
         train_size=params.train_size,
@@ -142,6 +149,45 @@ def explorer_configs(params, step: dict) -> dict:
     return {"VAE": vae, "AE": ae}
 
 
+def first_steps(params, lr: float, steps=(0, 1, 2, 20, 200)) -> list:
+    """Why K's AE did not train: the AE of the smallest latent size (first seed) stepped on the
+    training batches, from K's start as PyTorch makes it (output bias drawn, Adagrad's accumulator
+    at 0) and from the book's (``output_bias_at_mean``, ``adagrad_accumulator``): after each of
+    ``steps``, the spread of its tanh code units over 1,000 test images and the batch loss."""
+    z = min(params.latent_dims)
+    rows = []
+    for name, starts in (
+        ("K as PyTorch starts it", dict(output_bias_at_mean=False, adagrad_accumulator=0.0)),
+        (
+            "this book's start",
+            dict(output_bias_at_mean=params.output_bias_at_mean, adagrad_accumulator=params.adagrad_accumulator),
+        ),
+    ):
+        config = ae_config(params, z, lr, params.seeds[0]).replace(**starts)
+        model, (x_train, y_train, x_test, _) = initial_model(config).train(), experiment_split(config)
+        order, optimizer = start_training(model, config, x_train)
+        for step in range(max(steps) + 1):
+            if step in steps:
+                with torch.no_grad():
+                    codes = model.encode(x_test[:1000])[0]
+                    loss = float(evaluate(model, x_train[:1000], y_train[:1000], config)["loss"])
+                rows.append(
+                    {
+                        "start": name,
+                        "steps": step,
+                        "spread of the code units": float(codes.std(0).mean()),
+                        "codes at ±1": float((codes.abs() > 0.99).float().mean()),
+                        "BCE (1,000 training images)": loss,
+                    }
+                )
+            index = torch.randint(len(x_train), (config.batch_size,), generator=order)
+            terms = batch_terms(model, config, x_train, x_train[index], y_train[index], order)
+            optimizer.zero_grad()
+            terms["loss"].backward()
+            optimizer.step()
+    return rows
+
+
 def settings_rows(params, n_train: int) -> list:
     """The "AEVB, K and this run" table."""
     reconstruction = "BCE" if params.likelihood == "bernoulli" else f"Gaussian, std {params.decoder_std} (MSE)"
@@ -174,7 +220,25 @@ def settings_rows(params, n_train: int) -> list:
             "N(0, 0.001) (K: an oversight)",
             f"N(0, I) prior: decay 1/{n_train:,}",
         ),
-        ("initialisation", "N(0, 0.01)", "N(0, 0.1) (K: an oversight)", f"N(0, {params.init_std}) (as std)"),
+        (
+            "initialisation",
+            "N(0, 0.01)",
+            "N(0, 0.1) (K: 'an oversight'); read as a standard deviation, as the code K cites draws it",
+            f"N(0, {params.init_std}²): standard deviation {params.init_std}",
+        ),
+        (
+            "decoder's output bias at the start",
+            "not stated (drawn with the weights)",
+            "not stated (drawn with the weights)",
+            "the training mean image's logit" if params.output_bias_at_mean else "drawn with the weights",
+        ),
+        (
+            "Adagrad's accumulator at the start",
+            "not stated",
+            "not stated (PyTorch's default: 0)",
+            f"{params.adagrad_accumulator:g}"
+            + (" (TensorFlow's default; Duchi et al.'s δ)" if params.adagrad_accumulator else " (PyTorch's)"),
+        ),
         (
             "training length",
             "10⁸ samples",
