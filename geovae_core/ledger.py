@@ -11,9 +11,9 @@ from pathlib import Path
 from . import pages
 from .criteria import Criterion
 from .storage import results_dir
-from .verdicts import CANNOT_TELL, NOT_REACHED, SETTLED, UNSETTLED, Controls, Judgement, Regime
+from .verdicts import CANNOT_TELL, DID_NOT_TRAIN, NOT_REACHED, SETTLED, UNSETTLED, Controls, Judgement, Regime
 
-WORDS = ("holds", "does not hold", "mixed", "not measured", NOT_REACHED, CANNOT_TELL)
+WORDS = ("holds", "does not hold", "mixed", "not measured", NOT_REACHED, DID_NOT_TRAIN, CANNOT_TELL)
 
 
 def _chapter_order(path: Path) -> tuple:
@@ -65,6 +65,10 @@ def _is_control(control) -> bool:
     )
 
 
+def _is_text_pair(pair) -> bool:
+    return isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+
+
 def _check_claim(claim, where: str) -> None:
     """Raise KeyError, TypeError or ValueError naming the first field of a stored claim that the
     ledger's verdicts, rows and criteria could not use."""
@@ -110,6 +114,13 @@ def _check_claim(claim, where: str) -> None:
         for side in ("absent", "present"):
             control = _field(controls, side, f"{where}.controls")
             _need(_is_control(control), f"{where}.controls.{side}", control, '{"input": text, "per_seed": {...}}')
+    untrained = claim.get("did_not_train") or []
+    _need(
+        isinstance(untrained, list) and all(_is_text_pair(pair) for pair in untrained),
+        f"{where}.did_not_train",
+        untrained,
+        "[[run, why], ...]",
+    )
 
 
 def _check_results(payload) -> None:
@@ -167,15 +178,13 @@ def judgement(claim: dict) -> Judgement:
     criterion = Criterion(**{k: claim["criterion"][k] for k in ("name", "measure", "comparison", "threshold", "why")})
     per_seed = {k: (float("nan") if v is None else v) for k, v in claim["per_seed"].items()}
     trajectory = {k: [(e, v) for e, v in points] for k, points in (claim.get("trajectory") or {}).items()}
-    controls = claim.get("controls")
-    if controls:
-        controls = Controls(
-            (controls["absent"]["value"], controls["absent"]["input"]),
-            (controls["present"]["value"], controls["present"]["input"]),
-        )
+    controls = Controls.from_dict(claim["controls"]) if claim.get("controls") else None
     regime = claim.get("regime")
     regime = Regime(regime["epochs"], regime["why"]) if regime else None
-    return Judgement(criterion, per_seed, trajectory, claim.get("budget"), controls, regime, claim.get("epochs"))
+    untrained = [tuple(pair) for pair in claim.get("did_not_train") or []]
+    return Judgement(
+        criterion, per_seed, trajectory, claim.get("budget"), controls, regime, claim.get("epochs"), untrained
+    )
 
 
 def chapter_state(result: dict) -> str:
@@ -306,7 +315,7 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
 def _row(claim: dict, trajectories: str) -> str:
     judged = judgement(claim)
     word, (_, passing, n) = judged.word, judged.decision
-    verdict = word if word in (NOT_REACHED, CANNOT_TELL) or not n else f"{word} ({passing} of {n})"
+    verdict = word if word in (NOT_REACHED, CANNOT_TELL, DID_NOT_TRAIN) or not n else f"{word} ({passing} of {n})"
     if claim.get("verdict") != word:
         verdict += f" ⚠️ the results file says '{claim.get('verdict')}'"
     state = judged.standing
@@ -344,13 +353,14 @@ def criteria_markdown(results: list, named: dict) -> str:
             absent, present = controls["absent"], controls["present"]
             tells = "tells" if controls.get("tells") else "**cannot tell**"
             shown.append(
-                f"{claim_id}: without the effect ({absent['input']}) {_value(absent['value'])}, with it "
-                f"({present['input']}) {_value(present['value'])}: {tells}"
+                f"{claim_id}: without the effect ({absent['input']}) {_values(absent['per_seed'])}, with it "
+                f"({present['input']}) {_values(present['per_seed'])}: {tells}"
             )
         text = "<br>".join(_cell(s) for s in shown) or "not used in this book's claims"
         lines.append(f"| {name} | {_cell(c['text'])} | {_cell(c['why'])} | {text} |")
     return "\n".join(lines)
 
 
-def _value(value) -> str:
-    return "—" if value is None else f"{value:.3g}"
+def _values(per_seed: dict) -> str:
+    """Values by seed: "0.12, 0.15, 0.11" ("—" for one not measured)."""
+    return ", ".join("—" if v is None else f"{v:.3g}" for v in per_seed.values()) or "—"

@@ -143,6 +143,7 @@ SPOILED = [
         lambda p: _claim(p).update(controls={"absent": {"value": 0.1, "input": "a"}, "present": {}}),
         """claims[0].controls.absent is {'value': 0.1, 'input': 'a'}, not {"input": text, "per_seed": {...}}""",
     ),
+    (lambda p: _claim(p).update(did_not_train=["stuck"]), "claims[0].did_not_train is ['stuck'], not [[run, why]"),
     (lambda p: _claim(p).update(statement=["a"]), "claims[0].statement is ['a'], not text"),
     (lambda p: p.update(claims={"N2-a": 1}), "claims is {'N2-a': 1}, not a list"),
     (lambda p: p.update(quick=[{"id": "N2-q"}]), "KeyError: 'quick[0].statement'"),
