@@ -436,6 +436,32 @@ def test_the_paper_profile_s_dry_run_built_and_stepped_every_chapter_s_runs(smok
         assert row["profile"] == "paper", chapter_id
 
 
+def test_every_control_of_the_book_is_computed_from_each_seed_s_own_models(smoke_book, monkeypatch):
+    """A control is the claim's measure on a real model or real data of each seed: one whose value
+    is the same to the bit in every seed did not read the seed's models (arithmetic, a constant, a
+    shared draw) and fails here; so does a claim that was measured without controls."""
+    if PREBUILT:
+        monkeypatch.setenv("GEOVAE_RESULTS", str(_prebuilt_results()))
+    results, _ = load_book_results()
+    checked, same, without = 0, [], []
+    for result in results:
+        for claim in result["claims"]:
+            controls = claim.get("controls")
+            if controls is None:
+                if any(v is not None for v in claim["per_seed"].values()):
+                    without.append(claim["id"])
+                continue
+            for side in ("absent", "present"):
+                values = list(controls[side]["per_seed"].values())
+                checked += len(values) > 1
+                if len(values) > 1 and len(set(values)) == 1:
+                    same.append(f"{claim['id']} ({side}: {controls[side]['input']}): {values[0]} in every seed")
+    note(f"controls: {checked} sides of two or more seeds checked")
+    assert checked, "no control was measured over two or more seeds"
+    assert not same, "controls that do not depend on the seed:\n" + "\n".join(same)
+    assert not without, f"claims measured without controls: {without}"
+
+
 _EXPLORER = """
 const root = document.querySelector("div.geovae-explorer");
 if (!root) return null;
