@@ -142,6 +142,10 @@ class ChapterPage:
             stages.append(measures(run_many(at, progress=False), k == 0))
         return Followed(stages)
 
+    def headline(self, claims: list, runs) -> None:
+        """Print ``headline_text``: the numbers nbval keeps this chapter to."""
+        print(headline_text(claims, runs))
+
     def controls(self, measuring, runs: dict) -> dict:
         """Every claim's controls, {claim id: ``verdicts.Controls``}: ``measuring.controls(runs,
         seed)`` for each seed of this run, so that each control is computed from that seed's models
@@ -174,6 +178,30 @@ class ChapterPage:
         _display(_markdown(claims_markdown(claims)))
         if any(c.per_seed for c in claims):
             self.figure(f"{cid}-claims", claims_figure(claims))
+
+
+def headline_text(claims: list, runs) -> str:
+    """What nbval compares, printed by a chapter's last cell (marked ``# NBVAL_CHECK_OUTPUT``): the
+    final losses and their terms of the first seed's runs, every claim's measure per seed and its
+    verdict, to three significant digits so that CPUs of either vendor print the same."""
+    records = {r.config.key(): r for r in runs}.values()
+    first = min((r.config.seed for r in records), default=0)
+    lines = []
+    for r in sorted((r for r in records if r.config.seed == first), key=lambda r: r.config.label()):
+        final = r.history[-1]
+        terms = ", ".join(f"{k} {_three(v)}" for k, v in final.items() if k.startswith(("train_", "test_")))
+        lines.append(f"{r.config.label()}, {len(r.history)} epochs: {terms}")
+    for c in claims:
+        values = ", ".join(f"{k}: {_three(v)}" for k, v in c.per_seed.items()) or "—"
+        lines.append(f"{c.id}: {values} → {c.verdict}")
+    return "\n".join(lines)
+
+
+def _three(value) -> str:
+    try:
+        return f"{float(value):.3g}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 @dataclass
