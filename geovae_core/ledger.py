@@ -249,7 +249,10 @@ def _cell(text) -> str:
 
 
 def _seeds(values: dict) -> str:
-    return ", ".join(f"{k}: {v:.3g}" if isinstance(v, int | float) else f"{k}: —" for k, v in values.items()) or "—"
+    return ", ".join(f"{v:.3g}" if isinstance(v, int | float) else "—" for v in values.values()) or "—"
+
+
+_SYMBOLS = {"<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 
 
 def ledger_markdown(results: list, problems: list, profile: str) -> str:
@@ -279,6 +282,7 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
         f"`python -m geovae_core.runner --only {notebook.split('-')[0]}`"
         for notebook in not_built()
     ]
+    lines += ["", overview_markdown(results)]
     for result in results:
         title = result.get("title") or result["notebook"]
         heading = f"{result.get('chapter', '')} · {title}".strip(" ·")
@@ -312,6 +316,28 @@ def ledger_markdown(results: list, problems: list, profile: str) -> str:
     return "\n".join(lines)
 
 
+OVERVIEW = ("holds", "does not hold", "mixed")
+
+
+def overview_markdown(results: list) -> str:
+    """One row per chapter, to be taken in at a glance: how many of its claims hold, do not hold,
+    are mixed or have no verdict (not measured, not reached, runs did not train, criterion cannot
+    tell), how many verdicts stand settled, and whether its rows are current."""
+    lines = [
+        "| chapter | claims | hold | do not hold | mixed | no verdict | settled | current |",
+        "|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for result in results:
+        words = [judgement(claim) for claim in result["claims"]]
+        counts = [sum(j.word == w for j in words) for w in OVERVIEW]
+        settled = sum(j.standing is not None and j.standing.state == SETTLED for j in words)
+        name = result.get("chapter") or result["notebook"]
+        current = "no: " + chapter_state(result) if chapter_state(result) else "yes"
+        cells = (f"[{name}]({result['notebook']}.ipynb)", len(words), *counts, len(words) - sum(counts))
+        lines.append("| " + " | ".join(str(c) for c in (*cells, settled, _cell(current))) + " |")
+    return "\n".join(lines)
+
+
 def _row(claim: dict, trajectories: str) -> str:
     judged = judgement(claim)
     word, (_, passing, n) = judged.word, judged.decision
@@ -327,7 +353,9 @@ def _row(claim: dict, trajectories: str) -> str:
     label, figure = claim.get("figure_label"), claim.get("figure", "")
     figure = f"{{ref}}`{figure} <{label}>`" if label else figure
     statement = claim["statement"] + (f" *{claim['reason']}*" if claim.get("reason") else "")
-    cells = (figure, statement, claim["criterion"].get("text", ""), _seeds(claim["per_seed"]))
+    criterion = claim["criterion"]
+    short = f"*{criterion['name']}* ({_SYMBOLS[criterion['comparison']]} {criterion['threshold']:g})"
+    cells = (figure, statement, short, _seeds(claim["per_seed"]))
     cells += (judged.at_half if claim.get("trajectory") else "—", f"**{verdict}**", standing)
     return "| " + " | ".join(_cell(x) for x in cells) + " |"
 

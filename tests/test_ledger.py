@@ -59,6 +59,22 @@ def test_the_headline_counts_settled_and_unsettled_verdicts(tmp_path, monkeypatc
     assert "unsettled, moving toward failing (crosses at about" in text and "{ref}`trajectory <n1-claims>`" in text
 
 
+def test_the_ledger_opens_with_one_row_per_chapter_counting_its_verdicts(tmp_path, monkeypatch):
+    steady = {s: [(1, -2.0), (2, -1.5), (4, -1.4)] for s in (0, 1)}
+    claims = [
+        Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: -1.4, 1: -1.3}, trajectory=steady, budget=4),
+        Claim("N1-b", "K", "b", "K", BELOW_ZERO, {0: 0.5, 1: 0.7}),
+        Claim("N1-c", "K", "c", "K", BELOW_ZERO, {0: -0.5, 1: 0.5}),
+        Claim("N1-d", "K", "d", "K", BELOW_ZERO, {0: None}),
+    ]
+    _book(monkeypatch, tmp_path, claims)
+    results, problems = load_book_results()
+    text = ledger_markdown(results, problems, "smoke")
+    overview = text[text.index("| chapter | claims |") :].split("\n\n")[0].splitlines()
+    assert overview[2].startswith("| [N1](N1-") and "| 4 | 1 | 1 | 1 | 1 | 1 |" in overview[2]
+    assert text.index("| chapter | claims |") < text.index("## [N1 · ")  # before any chapter's section
+
+
 def test_a_chapter_whose_code_changed_or_whose_last_run_failed_is_not_shown_as_current(tmp_path, monkeypatch):
     claims = [Claim("N1-a", "K", "a", "K", BELOW_ZERO, {0: -1.0})]
     _book(monkeypatch, tmp_path, claims, fingerprint=pages.fingerprint(N1, "smoke"))
