@@ -12,9 +12,11 @@ also shows each figure where it is made.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from dataclasses import dataclass
+from html import escape
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -25,6 +27,7 @@ from .chapters import Chapter
 from .plotting import claims_figure
 from .profiles import parameters_from
 from .results import BOOK_RUN, check_results_writable, results_path, save_results
+from .storage import REPO_ROOT
 from .verdicts import Controls
 
 DPI = 90
@@ -51,6 +54,12 @@ def _display(*objects) -> None:
     from IPython.display import display
 
     display(*objects)
+
+
+def _html(text: str):
+    from IPython.display import HTML
+
+    return HTML(text)
 
 
 def _markdown(text: str):
@@ -80,28 +89,32 @@ class ChapterPage:
         and show the parameters table and how to run this chapter."""
         self.parameters_ = parameters_from(self.chapter.id, self.chapter.settings, namespace)
         check_results_writable(results_path(self.chapter.notebook, self.parameters_))
-        _display(_markdown(self.parameters_.markdown()), _markdown(self.run_box()))
+        _display(_markdown(self.parameters_.markdown()), _html(self.run_box()))
         return self.parameters_
 
     def run_box(self) -> str:
-        """A "Run this chapter" admonition: the papermill command that reproduces this page,
-        the chapter's main knobs, and a download link for its source notebook."""
+        """A "Run this chapter" box: the papermill command that reproduces this page, the chapter's
+        main knobs and its source notebook to download, as HTML, which the book and JupyterLab show
+        alike (the notebook travels in the link itself)."""
         P, notebook = self.parameters_, self.chapter.notebook
-        given = "".join(f" -p {k} {_cli(P.values[k])}" for k in sorted(P.explicit))
-        main = ", ".join(f"`{k}` = `{P.values[k]}`" for k in self.chapter.settings.main if k in P.values)
-        return "\n".join(
+        given = "".join(_cli(k, P.values[k]) for k in sorted(P.explicit))
+        main = ", ".join(
+            f"<code>{k}</code> = <code>{escape(str(P.values[k]))}</code>"
+            for k in self.chapter.settings.main
+            if k in P.values
+        )
+        command = f"papermill notebooks/{notebook}.ipynb out.ipynb -p profile {P.profile}{given}"
+        source = base64.b64encode((REPO_ROOT / "notebooks" / f"{notebook}.ipynb").read_bytes()).decode()
+        return "".join(
             [
-                ":::{admonition} Run this chapter",
-                ":class: tip",
-                "",
-                "```bash",
-                f"papermill notebooks/{notebook}.ipynb out.ipynb -p profile {P.profile}{given}",
-                "```",
-                "",
-                f"Main knobs here: {main}; every knob is in the table above (`-p name value` sets one).",
-                f"Or rebuild this page for the book: `python -m geovae_core.runner --only {self.chapter.id} --force`.",
-                f"{{download}}`Download the source notebook <../notebooks/{notebook}.ipynb>`",
-                ":::",
+                '<div class="admonition tip geovae-run"><p class="admonition-title">Run this chapter</p>',
+                f'<pre class="geovae-command">{escape(command)}</pre>',
+                f"<p>Main knobs here: {main}; every knob is in the table above (<code>-p name value</code> sets one, ",
+                '<code>-y "name: [1, 2]"</code> a list).</p>',
+                "<p>Or rebuild this page for the book: ",
+                f"<code>python -m geovae_core.runner --only {self.chapter.id} --force</code>.</p>",
+                f'<p><a download="{notebook}.ipynb" href="data:application/x-ipynb+json;base64,{source}">',
+                "Download the source notebook</a></p></div>",
             ]
         )
 
@@ -226,9 +239,12 @@ class Followed:
         return out
 
 
-def _cli(value) -> str:
+def _cli(name: str, value) -> str:
+    """papermill's option for one knob: ``-p`` passes text, so a list goes as YAML with ``-y``."""
+    if isinstance(value, list | tuple):
+        return f' -y "{name}: {list(value)}"'
     text = str(value)
-    return f'"{text}"' if any(ch in text for ch in " [],") else text
+    return f' -p {name} "{text}"' if " " in text else f" -p {name} {text}"
 
 
 def criteria_list(claims: list) -> str:
