@@ -161,3 +161,73 @@ def test_the_quality_metric_s_feature_network_is_relu_whatever_the_config_says(a
     assert {type(m) for m in model.modules() if type(m) in ACTIVATIONS.values()} == {nn.ReLU}
     features = model(torch.rand(16, 1, 28, 28))["features"]
     assert features.min() >= 0 and (features == 0).any()
+
+
+def _linear_sizes(module) -> list:
+    return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def test_an_mlp_decoder_mirrors_its_encoder():
+    config = ExperimentConfig(model="mlp", widths=(32, 16), latent_dim=3, activation="relu")
+    model = build_model(config, (1, 28, 28))
+    assert _linear_sizes(model.encoder) == [(784, 32), (32, 16), (16, 6)]  # [mu, log sigma^2]
+    assert _linear_sizes(model.decoder) == [(3, 16), (16, 32), (32, 784)]
+    shallow = build_model(ExperimentConfig(model="shallow_mlp", hidden_dim=40, latent_dim=3), (1, 28, 28))
+    assert _linear_sizes(shallow.encoder) == [(784, 40), (40, 6)] and _linear_sizes(shallow.decoder) == [
+        (3, 40),
+        (40, 784),
+    ]
+
+
+def test_a_resmlp_has_one_residual_block_per_width_entry_each_adding_its_input():
+    from geovae_core.models import Residual
+
+    config = ExperimentConfig(model="resmlp", widths=(24, 24, 24), latent_dim=3, activation="relu", init_std=None)
+    model = build_model(config, (1, 28, 28))
+    for part in (model.encoder, model.decoder):
+        blocks = [m for m in part.modules() if isinstance(m, Residual)]
+        assert len(blocks) == 3 and all(_linear_sizes(b) == [(24, 24), (24, 24)] for b in blocks)
+    assert _linear_sizes(model.encoder)[0] == (784, 24) and _linear_sizes(model.encoder)[-1] == (24, 6)
+    block = Residual(nn.Linear(4, 4))
+    x = torch.randn(5, 4)
+    assert torch.allclose(block(x), x + block.block(x))
+
+
+def test_conv_autoencoders_keep_height_and_width_apart():
+    config = ExperimentConfig(model="conv", widths=(4, 8), latent_dim=5, activation="relu", init_std=None)
+    model = build_model(config, (3, 16, 32))
+    out = model(torch.rand(2, 3, 16, 32))
+    assert out["mu"].shape == (2, 5) and out["logits"].shape == (2, 3 * 16 * 32)
+    assert model.decode(out["z"]).shape == (2, 3, 16, 32)
+    assert _linear_sizes(model.encoder) == [(8 * 4 * 8, 10)] and _linear_sizes(model.decoder) == [(5, 8 * 4 * 8)]
+
+
+def test_a_vq_ae_codes_each_image_as_a_map_of_the_configured_shape():
+    config = ExperimentConfig(
+        model="conv_map", latent="point", widths=(4, 8), latent_dim=6, map_shape=(3, 5), activation="relu"
+    )
+    model = build_model(config, (1, 28, 28))
+    mu, logvar = model.encode(torch.rand(2, 1, 28, 28))
+    assert mu.shape == (2, 6, 3, 5) and logvar is None
+    images = model.decode(torch.randn(2, 6, 3, 5))
+    assert images.shape == (2, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+
+
+def test_a_pool_is_refused_unless_the_latent_is_the_cluster_centres():
+    model = build_model(ExperimentConfig(model="mlp", widths=(8,), latent_dim=2), (1, 28, 28))
+    with pytest.raises(ValueError, match="a matching pool needs the 'centres' latent, not 'sampled'"):
+        model(torch.rand(2, 1, 28, 28), torch.rand(3, 1, 28, 28))
+
+
+def test_the_classifier_latent_reads_its_classes_from_the_activated_code():
+    config = ExperimentConfig(model="classifier_ae", latent="point", widths=(16,), latent_dim=8, activation="tanh")
+    model = build_model(config, (1, 28, 28))
+    out = model(torch.rand(4, 1, 28, 28))
+    assert out["class_logits"].shape == (4, 10) and torch.equal(out["z"], out["mu"])
+    linear = model.head[1]
+    assert torch.allclose(out["class_logits"], linear(torch.tanh(out["mu"])), atol=1e-6)
+
+
+def test_count_parameters_counts_every_weight_and_bias():
+    model = build_model(ExperimentConfig(model="mlp", widths=(8,), latent_dim=2, latent="point"), (1, 2, 2))
+    assert count_parameters(model) == (4 * 8 + 8) + (8 * 2 + 2) + (2 * 8 + 8) + (8 * 4 + 4)
