@@ -11,26 +11,36 @@ nearest code, for ``epochs`` more, the codes moved by the gradient (P Fig 12) or
 13–15). **Our variant**, beside it: codes started at K distinct data encodings, trained as long
 (first seed only: it is shown, not decided on).
 
-Shares of K move in steps of 1/K, so the criteria count codes: a tie (both at K distinct codes,
-or every code attracting data) is no difference, and the controls say whether the measure had
-room to move by one code in the claimed direction.
+The criteria (in ``n9_codes``) read counts of codes (distinct codes, codes attracting data)
+through continuous equivalents that pass exactly when the counts do: a code's gap to the nearest
+earlier code and its margin short of attracting a test encoding, read at the rank where the
+count would change, so that they move with the codes where a count jumps by one.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 
-from ..codebook import code_statistics, distinct_codes, distinct_mask, nearest_codes, usage
+from ..codebook import code_statistics, nearest_codes
 from ..config import ExperimentConfig
-from ..criteria import FEW, Criterion
 from ..data import load_dataset
-from ..geometry import distances
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
-from ..verdicts import Controls
+from ..training import initial_model
 from . import Chapter, adam_fields
+from .n9_codes import (
+    FEW_ATTRACT,
+    FEWER_DISTINCT,
+    LARGER_SHARE,
+    MORE_DISTINCT,
+    collapsed,
+    few_attracting,
+    fewer_distinct,
+    larger_share,
+)
 
 SETTINGS = Settings(
     base=dict(
@@ -75,31 +85,6 @@ BUDGET = 20
 TEST_SIZE = 2000  # test images the kept epochs' loss is scored on; the claims use the whole test set
 PROTOCOLS = {"P": "P's protocol: centres, then relaxed", "data": "our variant: started at data encodings"}
 
-FEWER_DISTINCT = Criterion(
-    "fewer distinct codes",
-    "distinct codes, FashionMNIST − MNIST (gradient updates, the same K)",
-    "<=",
-    -1.0,
-    "P: 'FashionMNIST is more prone to collapse, whereas MNIST is difficult to collapse': at least one code "
-    "fewer. A tie, both at K included (neither collapsed), is not 'more prone to collapse'.",
-)
-MORE_DISTINCT = Criterion(
-    "more distinct codes",
-    "distinct codes, EMA − gradient updates (FashionMNIST, the same K)",
-    ">=",
-    1.0,
-    "P: EMA helps 'to prevent them from collapsing into the same solution': at least one code more. When the "
-    "gradient codebook kept all K codes there is no collapse to prevent (the controls then cannot tell).",
-)
-LARGER_SHARE = Criterion(
-    "a larger share",
-    "usage of the residual model's codebook − usage of the small model's (EMA, FashionMNIST)",
-    ">",
-    0.0,
-    "P: 'visibly more of them were correctly attracted': a larger share, since the codebooks differ in size "
-    "(500 and 50). A tie, both at 100% included, is not larger.",
-)
-
 CLAIMS = {
     c.id: c
     for c in (
@@ -125,7 +110,7 @@ CLAIMS = {
             "P Fig 13; R Fig 4.1",
             "With the small encoder and EMA, few of the {large} codes attract data (FashionMNIST).",
             "P App. A.4.2: 'with 50 learnable vectors, only a small number were properly utilized and attracted data'.",
-            FEW,
+            FEW_ATTRACT,
             "n9-fig13",
         ),
         ClaimSpec(
@@ -141,12 +126,12 @@ CLAIMS = {
 }
 
 
-# Each claim's measure: (statistic, the run of ``runs_of`` it reads, the run it is compared with or None).
-COMPARED = {
-    "N9-fashion-collapses-more": ("distinct", 0, 1),
-    "N9-ema-reduces-collapse": ("distinct", 2, 0),
-    "N9-few-codes-attract": ("usage", 3, None),
-    "N9-residual-attracts-a-larger-share": ("usage", 4, 3),
+# Each claim's measure: (its function, the statistic shown beside it, the runs of ``runs_of`` it reads).
+MEASURES = {
+    "N9-fashion-collapses-more": (fewer_distinct, "distinct", 0, 1),
+    "N9-ema-reduces-collapse": (fewer_distinct, "distinct", 0, 2),
+    "N9-few-codes-attract": (few_attracting, "attracting", 3),
+    "N9-residual-attracts-a-larger-share": (larger_share, "attracting", 3, 4),
 }
 
 
@@ -252,114 +237,133 @@ def settings_rows(params) -> list:
     ]
 
 
-def merged(codes: torch.Tensor, encodings: torch.Tensor) -> torch.Tensor:
-    """``codes`` with one distinct code moved onto another (one collapse more), unchanged when
-    fewer than two are distinct."""
-    kept = distinct_mask(codes, encodings).nonzero().flatten()
-    out = codes.clone()
-    if len(kept) >= 2:
-        out[kept[1]] = codes[kept[0]]
-    return out
-
-
-def separated(codes: torch.Tensor, encodings: torch.Tensor) -> torch.Tensor:
-    """``codes`` with one collapsed code moved to the encoding farthest from every code (one
-    collapse fewer), unchanged when every code is distinct."""
-    dropped = (~distinct_mask(codes, encodings)).nonzero().flatten()
-    out = codes.clone()
-    if len(dropped):
-        out[dropped[0]] = encodings[distances(encodings, codes).min(dim=1).values.argmax()]
-    return out
-
-
 @dataclass
 class Measuring:
-    """What the claims are measured on: the whole test set of each dataset (and its class
-    names), and the numbers of the whole budget's measurement (``details``; both protocols)."""
+    """What the claims are measured on: the whole test set of each dataset (with its labels and
+    class names), the training images the controls draw from, and the numbers of the whole
+    budget's measurement (``details``; both protocols)."""
 
     params: object
     tests: dict
     classes: dict
+    trains: dict
     details: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, params) -> Measuring:
         sets = {d: load_dataset(d) for d in ("fashion_mnist", "mnist")}
         tests = {d: (s.test_images.to(params.device), s.test_labels) for d, s in sets.items()}
-        return cls(params, tests, {d: s.classes for d, s in sets.items()})
+        trains = {d: s.train_images[: params.train_size].to(params.device) for d, s in sets.items()}
+        return cls(params, tests, {d: s.classes for d, s in sets.items()}, trains)
 
-    def statistics(self, runs: dict, protocol: str = "P") -> dict:
-        """``codebook.code_statistics`` on the test set of every run of a protocol, by key."""
-        return {key: code_statistics(r.model, self.tests[key[1]][0]) for key, r in runs.items() if key[0] == protocol}
+    @torch.no_grad()
+    def book(self, model, dataset: str, codes: torch.Tensor | None = None) -> tuple:
+        """(codes, encodings of the test set): the model's own codebook, or ``codes``."""
+        return model.codebook.codes.detach() if codes is None else codes, model.encode(self.tests[dataset][0])[0]
 
     def __call__(self, runs: dict, final: bool) -> dict:
         """{claim id: {seed: value}} for the runs of one stage (the same measurement at every stage)."""
-        return self.measures(self.statistics(runs), final)
+        return self.measures(runs, final)
 
-    def measures(self, stats: dict, final: bool = False, protocol: str = "P") -> dict:
-        """``COMPARED``'s measures from the statistics of every run of one stage, per seed."""
-        whats, out, seeds = runs_of(self.params), {}, sorted({key[-1] for key in stats})
-
-        def value(key, k, s):
-            return 0.0 if k is None else stats[(protocol, *whats[k], s)][key]
-
-        for claim, (key, i, j) in COMPARED.items():
-            out[claim] = {s: value(key, i, s) - value(key, j, s) for s in seeds}
+    def measures(self, runs: dict, final: bool = False, protocol: str = "P") -> dict:
+        """``MEASURES`` on the codebooks of one protocol's runs, per seed; at the whole budget
+        (``final``) also ``codebook.code_statistics`` of every run, kept in ``details``."""
+        models = {key: r.model for key, r in runs.items() if key[0] == protocol}
+        books = {key: self.book(model, key[1]) for key, model in models.items()}
+        whats, seeds = runs_of(self.params), sorted({key[-1] for key in books})
+        out = {
+            claim: {s: measure(*(books[(protocol, *whats[i], s)] for i in sides)) for s in seeds}
+            for claim, (measure, _, *sides) in MEASURES.items()
+        }
         if final:
+            stats = {key: code_statistics(model, self.tests[key[1]][0]) for key, model in models.items()}
             self.details[protocol] = {"stats": stats, "measures": out}
         return out
 
     def variant(self, runs: dict) -> dict:
         """The same measures on our variant's runs (whole budget only)."""
-        return self.measures(self.statistics(runs, "data"), True, "data")
+        return self.measures(runs, True, "data")
 
-    def controls(self, runs: dict) -> dict:
-        """Each criterion on an input where the effect is absent and one where it is present,
-        from the first seed's codebooks of P's protocol and their test encodings: the same
-        codebook on both sides (no effect), and one side moved by one code in the claimed direction."""
-        s, small, large = self.params.seeds[0], min(self.params.codebook_sizes), max(self.params.codebook_sizes)
+    @torch.no_grad()
+    def spread(self, model, dataset: str, size: int, seed: int) -> tuple:
+        """The model's codes moved to the encodings of ``size`` training images drawn for
+        ``seed``, as training starts a codebook (``models.Autoencoder.initialise_codebook``)."""
+        drawn = torch.randperm(len(self.trains[dataset]), generator=torch.Generator().manual_seed(seed))[:size]
+        return self.book(model, dataset, model.encode(self.trains[dataset][drawn.to(self.params.device)])[0])
 
-        def book(d, u, k):
-            model = runs["P", d, u, k, s].model
-            with torch.no_grad():
-                return model.codebook.codes.detach(), model.encode(self.tests[d][0])[0]
-
-        mnist, fashion = book("mnist", "gradient", small), book("fashion_mnist", "gradient", small)
-        ema_codes, ema_mu = book("fashion_mnist", "ema", large)
-        used = lambda codes, mu: usage(nearest_codes(mu, codes), len(codes))  # noqa: E731
-        count = lambda codes, mu: float(distinct_codes(codes, mu))  # noqa: E731
-        half = large // 2
-        at_data = ema_mu[torch.randperm(len(ema_mu), generator=torch.Generator().manual_seed(0))[:large]]
-        far = at_data.clone()
-        far[half:] = ema_mu.max(dim=0).values + 100.0  # beyond every encoding: attracts nothing
-        one_more = far.clone()
-        one_more[half] = at_data[half]
-        idle = (torch.bincount(nearest_codes(ema_mu, ema_codes), minlength=large) == 0).nonzero().flatten()
-        woken = ema_codes.clone()
-        if len(idle):
-            woken[idle[0]] = ema_mu[0]
-        small_usage = used(ema_codes, ema_mu)
+    def controls(self, runs: dict, seed: int) -> dict:
+        """Each claim's measure, for one seed, on real codebooks and encoders without and with the
+        effect: this seed's codebook against the next seed's of the same run (neither the dataset,
+        the update rule nor the model differs); the trained encoder's codes collapsed onto the class centres against
+        codes at training encodings drawn for this seed (how codebooks start); and P's first stage
+        at its start, its centres drawn N(0, I) far wider than the untrained encoder's encodings."""
+        p, res = self.params, self.params.residual_codebook_size
+        small, large = min(p.codebook_sizes), max(p.codebook_sizes)
+        other = p.seeds[(p.seeds.index(seed) + 1) % len(p.seeds)]
+        model = lambda d, u, k, s=seed: runs["P", d, u, k, s].model  # noqa: E731
+        book = lambda d, u, k, s=seed: self.book(model(d, u, k, s), d)  # noqa: E731
+        fashion = model("fashion_mnist", "gradient", small)
+        with torch.no_grad():
+            encodings = fashion.encode(self.tests["fashion_mnist"][0])[0]
+        generator = torch.Generator().manual_seed(seed)
+        crowded = (collapsed(encodings, self.tests["fashion_mnist"][1], small, generator), encodings)
+        start = initial_model(centre_config(p, "fashion_mnist", large, seed))
+        meaningless = self.book(start, "fashion_mnist")
+        unless_alone = lambda value: value if other != seed else math.nan  # noqa: E731
         return {
-            "N9-fashion-collapses-more": Controls(
-                (count(*mnist) - count(*mnist), "MNIST's codebook on both sides"),
-                (count(merged(*mnist), mnist[1]) - count(*mnist), "MNIST's codebook with one code merged into another"),
-            ),
-            "N9-ema-reduces-collapse": Controls(
-                (count(*fashion) - count(*fashion), "the gradient codebook on both sides"),
+            "N9-fashion-collapses-more": (
                 (
-                    count(separated(*fashion), fashion[1]) - count(*fashion),
-                    "the gradient codebook with one collapsed code moved out to the data",
+                    unless_alone(
+                        fewer_distinct(book("mnist", "gradient", small), book("mnist", "gradient", small, other))
+                    ),
+                    "MNIST's gradient codebook on both sides: this seed's against the next seed's",
+                ),
+                (
+                    fewer_distinct(crowded, self.spread(model("mnist", "gradient", small), "mnist", small, seed)),
+                    "FashionMNIST's codes collapsed onto its class centres (each code the mean encoding of a random "
+                    "group of one class's test images) against MNIST's codes at drawn training encodings",
                 ),
             ),
-            "N9-few-codes-attract": Controls(
-                (used(one_more, ema_mu), f"{half + 1} codes at test encodings, {large - half - 1} beyond the data"),
-                (used(far, ema_mu), f"{half} codes at test encodings, {large - half} beyond the data"),
-            ),
-            "N9-residual-attracts-a-larger-share": Controls(
-                (small_usage - small_usage, f"the small model's {large} codes on both sides"),
+            "N9-ema-reduces-collapse": (
                 (
-                    used(woken, ema_mu) - small_usage,
-                    "the small model's codes with one idle code moved onto a test encoding",
+                    unless_alone(
+                        fewer_distinct(
+                            book("fashion_mnist", "gradient", small), book("fashion_mnist", "gradient", small, other)
+                        )
+                    ),
+                    "the gradient codebook on both sides: this seed's against the next seed's",
+                ),
+                (
+                    fewer_distinct(
+                        crowded, self.spread(model("fashion_mnist", "ema", small), "fashion_mnist", small, seed)
+                    ),
+                    "the gradient model's codes collapsed onto the class centres against the EMA model's codes at "
+                    "drawn training encodings",
+                ),
+            ),
+            "N9-few-codes-attract": (
+                (
+                    few_attracting(self.spread(model("fashion_mnist", "ema", large), "fashion_mnist", large, seed)),
+                    "the small EMA model's codes moved to the encodings of K training images drawn for this seed",
+                ),
+                (
+                    few_attracting(meaningless),
+                    "P's first stage at its start: K centres drawn N(0, I), the encoder untrained",
+                ),
+            ),
+            "N9-residual-attracts-a-larger-share": (
+                (
+                    unless_alone(
+                        larger_share(book("fashion_mnist", "ema", large), book("fashion_mnist", "ema", large, other))
+                    ),
+                    "the small EMA model on both sides: this seed's against the next seed's",
+                ),
+                (
+                    larger_share(
+                        meaningless, self.spread(model("fashion_mnist", "residual", res), "fashion_mnist", res, seed)
+                    ),
+                    "the small model at P's first stage's start (centres drawn N(0, I)) against the residual model's "
+                    "codes at drawn training encodings",
                 ),
             ),
         }
@@ -419,12 +423,10 @@ def claims(params, followed, measuring: Measuring, controls: dict, runs: dict) -
     words["res"] = params.residual_codebook_size
 
     def counted(claim):
-        key, *sides = COMPARED[claim]
-        count = "distinct" if key == "distinct" else "attracting"
+        _, count, *sides = MEASURES[claim]
         return f"{count} codes: " + " vs ".join(
             f"{'/'.join(map(str, whats[k]))} " + ", ".join(f"{p['stats'][('P', *whats[k], s)][count]}" for s in seeds)
             for k in sides
-            if k is not None
         )
 
     out = []
@@ -440,7 +442,7 @@ def claims(params, followed, measuring: Measuring, controls: dict, runs: dict) -
                 measured=counted(spec.id)
                 + "; our variant (codes started at data encodings): "
                 + ", ".join(f"{value:.3g} (seed {s})" for s, value in variant.items()),
-                runs=[runs[("P", *whats[k], s)] for k in COMPARED[spec.id][1:] if k is not None for s in seeds],
+                runs=[runs[("P", *whats[k], s)] for k in MEASURES[spec.id][2:] for s in seeds],
                 values={"variant": {str(s): value for s, value in variant.items()}},
             )
         )
