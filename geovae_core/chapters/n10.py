@@ -11,19 +11,21 @@ the class. Here each image's perturbed vector is the one over its garment: the m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ..codebook import as_vectors, code_statistics
+from ..codebook import code_statistics
 from ..config import ExperimentConfig
 from ..criteria import COMPARABLE, NOISE_LIKE, RECOGNISED, Criterion, compared
-from ..geometry import distances
+from ..data import experiment_split
+from ..geometry import within_share
 from ..metrics import SampleQuality, excess_ratio
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
-from ..verdicts import Controls
+from ..training import initial_model
 from . import Chapter, adam_fields
 
 SETTINGS = Settings(
@@ -64,14 +66,18 @@ def label(params, name: str) -> str:
 
 NO_TRANSITION = Criterion(
     "distortion, not a transition",
-    "share of images never read as another class (calibrated probability ≥ 0.9) at any δ up to +100 (0 when "
-    "the mean change from δ = 0 ever shrinks as δ grows)",
-    ">=",
-    0.8,
+    "the other-class probability four in five images stay below: per image, the judge's highest calibrated "
+    "probability of a class other than its unperturbed reading at any δ up to +100 (1 plus the largest fall, "
+    "relative to its largest value, when the mean change from δ = 0 ever shrinks as δ grows)",
+    "<",
+    RECOGNISED.threshold,
     "P: 'no matter how much perturbation is added, the model does not gain a transition capability. Instead, it "
-    "only increases distortion': the change grows, and four in five images are never confidently another class. "
-    "A distorted image the judge cannot read confidently is distortion, not a transition.",
+    "only increases distortion': the change grows, and four in five images are never confidently (RECOGNISED) "
+    "another class. Four in five stay below the threshold exactly when this 80th percentile does, so the measure "
+    "passes when that share does and moves with the images where the share jumps. A distorted image the judge "
+    "cannot read confidently is distortion, not a transition.",
 )
+KEPT_SHARE = 0.8  # the share of images that must never be read as another class (``NO_TRANSITION``)
 
 CLAIMS = {
     c.id: c
@@ -214,25 +220,29 @@ def perturbed_maps(mu: torch.Tensor, positions: torch.Tensor, deltas=DELTAS) -> 
     return paths
 
 
-def quantised_to(model, mu: torch.Tensor, rank: int) -> torch.Tensor:
-    """mu [N, C, h, w] with every position replaced by its ``rank``-th nearest code (0: nearest)."""
-    vectors, codes = as_vectors(mu), model.codebook.codes
-    chosen = distances(vectors, codes).topk(rank + 1, dim=1, largest=False).indices[:, rank]
-    n, c, h, w = mu.shape
-    return codes[chosen].view(n, h, w, c).permute(0, 3, 1, 2)
+def error_ratio(images: torch.Tensor, reconstructions: torch.Tensor, direct: torch.Tensor) -> float:
+    """``COMPARABLE``'s measure for P Fig 16: the mean squared error of ``reconstructions`` of
+    ``images`` over that of the ``direct`` ones."""
+    return float((reconstructions - images).pow(2).mean()) / float((direct - images).pow(2).mean())
 
 
-def transition_free(frames: torch.Tensor, probabilities) -> tuple:
-    """``NO_TRANSITION``'s measure for paths [N, T, ...] whose first frame is the start: (share of
-    paths never read as another class with probability ≥ 0.9, mean RMS change from the first frame
-    per frame, whether that change never shrinks)."""
+def transition_free(frames: torch.Tensor, probabilities) -> dict:
+    """``NO_TRANSITION`` along paths [N, T, ...] whose first frame is the start: its ``measure``,
+    the share of paths never read as another class (``kept``), the mean RMS change from the first
+    frame per frame (``change``) and whether that change never shrinks (``grows``)."""
     n, t = frames.shape[:2]
     p = probabilities(frames.flatten(0, 1)).view(n, t, -1)
-    start, (confidence, predicted) = p[:, 0].argmax(1), p.max(dim=2)
-    moved = (predicted != start[:, None]) & (confidence >= RECOGNISED.threshold)
+    start = p[:, 0].argmax(1)
+    other = p.scatter(2, start.view(n, 1, 1).expand(n, t, 1), 0.0).amax(dim=(1, 2))  # best other class, any frame
     change = (frames - frames[:, :1]).flatten(2).pow(2).mean(-1).sqrt().mean(0)
-    grows = bool((change[1:] >= change[:-1]).all())
-    return float((~moved.any(dim=1)).float().mean()), change.tolist(), grows
+    fall = float((change[:-1] - change[1:]).max() / change.max().clamp_min(1e-12))
+    grows = fall <= 0
+    return {
+        "measure": within_share(other, KEPT_SHARE) if grows else 1 + fall,
+        "kept": float((other < RECOGNISED.threshold).float().mean()),
+        "change": change.tolist(),
+        "grows": grows,
+    }
 
 
 @dataclass
@@ -253,13 +263,14 @@ class Measuring:
         x = quality.inputs(quality.n)
         return cls(params, quality, x, garment_positions(x[:PERTURBED], (7, 7)))
 
-    def perturbation(self, model, positions: torch.Tensor) -> tuple:
-        """``transition_free`` along Fig 18's perturbation at ``positions`` (and the frames)."""
-        x = self.x[:PERTURBED]
+    def perturbation(self, model, positions: torch.Tensor, images: torch.Tensor | None = None) -> tuple:
+        """``transition_free`` along Fig 18's perturbation at ``positions`` of ``images`` (the first
+        ``PERTURBED`` held-out images by default), and the frames."""
+        x = self.x[:PERTURBED] if images is None else images
         with torch.no_grad():
             frames = model.decode(perturbed_maps(model(x)["mu"], positions).flatten(0, 1))
         frames = frames.view(len(x), len(DELTAS), *x.shape[1:])
-        return (*transition_free(frames, self.quality.probabilities), frames)
+        return transition_free(frames, self.quality.probabilities), frames
 
     def __call__(self, runs: dict, final: bool) -> dict:
         """{claim id: {seed: value}} for the runs of one stage (the same measurement at every stage)."""
@@ -277,61 +288,88 @@ class Measuring:
                 o = main(x)
                 direct, quantised = main.decode(o["mu"]), main.decode(o["quantized"])
             mse = {"direct": float((direct - x).pow(2).mean()), "quantised": float((quantised - x).pow(2).mean())}
-            out["N10-quantised-close-to-direct"][s] = mse["quantised"] / mse["direct"]
+            out["N10-quantised-close-to-direct"][s] = error_ratio(x, quantised, direct)
             noise = {name: excess_ratio(score, self.quality.noise) for name, score in scores.items()}
             out["N10-random-combinations-meaningless"][s] = min(noise.values())
-            kept, change, grows, _ = self.perturbation(main, garment)
-            out["N10-perturbations-distort"][s] = kept if grows else 0.0
+            path = self.perturbation(main, garment)[0]
+            out["N10-perturbations-distort"][s] = path["measure"]
             if final:
-                corner = self.perturbation(main, torch.zeros_like(garment))
-                self.details[s] = {"mse": mse, "noise": noise, "combos": scores, "change": change, "kept": kept}
-                self.details[s].update(grows=grows, corner_change=corner[1], corner_kept=corner[0])
+                corner = self.perturbation(main, torch.zeros_like(garment))[0]
+                self.details[s] = {"mse": mse, "noise": noise, "combos": scores, "change": path["change"]}
+                self.details[s].update(kept=path["kept"], corner_change=corner["change"], corner_kept=corner["kept"])
                 stats = {name: code_statistics(runs[name, s].model, x) for name in models(self.params)}
                 self.details[s]["stats"] = stats
                 self.details[s]["direct"] = excess_ratio(self.quality.score(direct), self.quality.noise)
         return out
 
-    def controls(self, runs: dict) -> dict:
-        """Each criterion on an input where the effect is absent and one where it is present,
-        with the first seed's 7 × 7 model and the held-out images."""
-        s, x, quality = self.params.seeds[0], self.x, self.quality
-        main = runs["main", s].model
+    def controls(self, runs: dict, seed: int) -> dict:
+        """Each claim's measure, for one seed, on real model outputs without and with the effect,
+        on held-out images drawn for this seed: another image's quantised reconstruction and the
+        next seed's direct one; this seed's direct reconstructions and random code combinations
+        of the model at its initialisation; latent paths into a garment the judge reads as
+        another class, and Fig 18's perturbation of a background corner."""
+        p, x, quality = self.params, self.x, self.quality
+        other = p.seeds[(p.seeds.index(seed) + 1) % len(p.seeds)]
+        main, theirs, generator = runs["main", seed].model, runs["main", other].model, torch.Generator()
+        generator.manual_seed(seed)
+        drawn = x[torch.randperm(len(x), generator=generator).to(x.device)]
+        start = drawn[:PERTURBED]
         with torch.no_grad():
-            mu = main(x)["mu"]
-            direct = main.decode(mu)
-            mse = lambda m: float((main.decode(m) - x).pow(2).mean()) / float((direct - x).pow(2).mean())  # noqa: E731
-            second, halfway = mse(quantised_to(main, mu, 1)), mse((mu + quantised_to(main, mu, 0)) / 2)
-        pixels = torch.randperm(x[0].numel(), generator=torch.Generator().manual_seed(0)).to(x.device)
-        shuffled = x.flatten(1)[:, pixels].view_as(x)
-        start = x[:PERTURBED]
-        confidence, read = quality.probabilities(start).max(dim=1)
-        clear = confidence >= RECOGNISED.threshold  # the cross-fades end at an image read confidently
-        other = start[[int(((read != c) & clear).nonzero()[0]) for c in read.tolist()]]
-        alpha = torch.linspace(0, 1, len(DELTAS), device=x.device).view(1, -1, 1, 1, 1)
-        fades = (1 - alpha) * start[:, None] + alpha * other[:, None]
-        where = F.one_hot(self.garment[:, 0] * 7 + self.garment[:, 1], 49).float().view(-1, 1, 7, 7)
-        blocks = F.interpolate(where, size=x.shape[-2:])
-        blotched = (start[:, None] + alpha * blocks[:, None].to(x.device)).clamp(0, 1)
+            o = main(drawn)
+            direct, theirs = main.decode(o["mu"]), theirs.decode(theirs(drawn)["mu"])
+            elsewhere = main.decode(o["quantized"].roll(1, dims=0))  # the quantised map of the next image drawn
+            combinations = self.at_start(runs["main", seed].config, generator)
+            fades = main.decode(self.towards_another_class(o["mu"][:PERTURBED], start, generator).flatten(0, 1))
+        fades = transition_free(fades.view(len(start), len(DELTAS), *x.shape[1:]), quality.probabilities)
+        corner = self.perturbation(main, torch.zeros(len(start), 2, dtype=torch.long, device=x.device), start)[0]
         return {
-            "N10-quantised-close-to-direct": Controls(
-                (second, "every position replaced by its second-nearest code"),
-                (halfway, "every position moved half-way to its nearest code"),
-            ),
-            "N10-random-combinations-meaningless": Controls(
-                (excess_ratio(quality.score(direct), quality.noise), "direct reconstructions of held-out images"),
-                (excess_ratio(quality.score(shuffled), quality.noise), "held-out images with their pixels shuffled"),
-            ),
-            "N10-perturbations-distort": Controls(
+            "N10-quantised-close-to-direct": (
+                (error_ratio(drawn, elsewhere, direct), "another held-out image's quantised reconstruction"),
                 (
-                    transition_free(fades, quality.probabilities)[0],
-                    "cross-fades into an image the judge reads as another class (probability ≥ 0.9)",
+                    error_ratio(drawn, theirs, direct) if other != seed else math.nan,
+                    "the direct reconstructions of the next seed's 7 × 7 model",
+                ),
+            ),
+            "N10-random-combinations-meaningless": (
+                (
+                    excess_ratio(quality.score(direct), quality.noise),
+                    "the 7 × 7 model's direct reconstructions of held-out images",
                 ),
                 (
-                    transition_free(blotched, quality.probabilities)[0],
-                    "the images with their garment block (4 × 4 pixels) brightened step by step to white",
+                    excess_ratio(quality.score(combinations), quality.noise),
+                    "random combinations of codes decoded by the 7 × 7 model at its initialisation",
+                ),
+            ),
+            "N10-perturbations-distort": (
+                (
+                    fades["measure"],
+                    "latent paths from each image's map to that of an image the judge reads as another class "
+                    f"(probability ≥ {RECOGNISED.threshold:g}), decoded",
+                ),
+                (
+                    corner["measure"],
+                    "Fig 18's perturbation on the top-left vector, a background corner away from the garment",
                 ),
             ),
         }
+
+    def at_start(self, config, generator: torch.Generator) -> torch.Tensor:
+        """``n`` random code combinations decoded by the model of ``config`` at its initialisation,
+        its codebook started as training starts it (at distinct encoder vectors of training images)."""
+        model = initial_model(config)
+        with torch.no_grad():
+            model.initialise_codebook(experiment_split(config)[0], torch.Generator().manual_seed(config.seed))
+            return model.decode(random_combinations(model, self.quality.n, config.map_shape, generator))
+
+    def towards_another_class(self, mu: torch.Tensor, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Latent paths [N, len(DELTAS), C, h, w] from each map of ``mu`` to that of an image of
+        ``images`` the judge reads, with probability ≥ 0.9, as a class other than this image's
+        (drawn at random among them; the first image where there is none)."""
+        confidence, read = self.quality.probabilities(images).max(dim=1)
+        allowed = (read[None, :] != read[:, None]) & (confidence >= RECOGNISED.threshold)[None, :]
+        partner = torch.rand(allowed.shape, generator=generator).masked_fill(~allowed, -1.0).argmax(dim=1)
+        alpha = torch.linspace(0, 1, len(DELTAS), device=mu.device).view(1, -1, 1, 1, 1)
+        return mu[:, None] + alpha * (mu[partner.to(mu.device)] - mu)[:, None]
 
 
 def claims(params, followed, measuring: Measuring, controls: dict, runs: dict) -> list:
