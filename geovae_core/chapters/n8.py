@@ -1,5 +1,6 @@
 """N8 · A learnable cluster centre (R §3.1–3.2, Figs 3.1–3.3, 3.5, 3.6): the chapter's knobs per
-profile, the runs it trains, its claims and how each is measured.
+profile, the runs it trains, the steps of R Fig 3.3 and the architecture of R Fig 3.1 (its claims
+and how each is measured are in ``n8_claims``).
 
 ``base`` is the ``quick`` profile; ``smoke`` and ``paper`` override some of it (``profiles.Settings``).
 """
@@ -7,22 +8,15 @@ profile, the runs it trains, its claims and how each is measured.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torchvision.transforms.functional import gaussian_blur
 
-from ..codebook import centre_step_hook, drift_hook, nearest_codes
+from ..codebook import centre_step_hook, drift_hook
 from ..config import ExperimentConfig
-from ..criteria import COLLAPSED, FAR_WORSE, RECOGNISED, SMOOTH, SMOOTH_PATHS, UNREADABLE, Criterion, compared
-from ..data import experiment_split
-from ..geometry import decode, distances, perturbation_paths, unevenness
-from ..metrics import SampleQuality, alike_pairs, excess_ratio, sample_diversity
+from ..geometry import perturbation_paths
 from ..plotting import diagram_arrow, diagram_box
 from ..profiles import ADAM_SQUARED_ERROR, Settings
-from ..results import ClaimSpec
-from ..verdicts import Controls
 from . import Chapter
 
 # The quick profile's knobs (the book) in three groups: the networks, the runs, R's method.
@@ -32,7 +26,7 @@ METHOD = dict(pull_weight=1.0, centre_recon_weight=0.0, zero_weight=1.0, codeboo
 SMOKE = dict(latent_dim=8, cnn_widths=[8, 16], celeba_latent_dim=16, celeba_widths=[8, 16, 32, 64])
 SETTINGS = Settings(
     base=dict(ADAM_SQUARED_ERROR, **NETS, **RUNS, **METHOD),
-    smoke=dict(SMOKE, epochs=3, celeba_epochs=2, train_size=512, test_size=512),
+    smoke=dict(SMOKE, epochs=3, celeba_epochs=3, train_size=512, test_size=512),
     paper=dict(celeba_widths=[32, 64, 128, 256], epochs=20, celeba_epochs=20, train_size=60000, test_size=10000),
     shared=("seeds", "fd_samples", "device"),
     main=("epochs", "celeba_epochs", "seeds", "train_size"),
@@ -48,62 +42,6 @@ DELTAS = (3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0)  # R Fig 3.2's rows, +3 to -3
 PATH_STEPS = 13  # frames of each measured perturbation path, δ from −3 to +3
 UNIT, OWN = "N(c, I)", "N(c, diag(s²))"
 CENTRE_AE, ZERO_AE = "cluster-centre AE", "MSE-to-zero AE"
-
-MIX_MEASURE = "kinds present: ≥ 2 vectors recognised (p ≥ 0.9), ≥ 2 unreadable (p < 0.5), ≥ 1 alike pair"
-MIX_WHY = (
-    "R names three kinds, each in the plural ('some learned similar features, some are scattered and largely "
-    "meaningless, while others are clear numerical images'): two of a kind, not one accident."
-)
-A_MIX = Criterion("a mix", MIX_MEASURE, ">=", 3.0, MIX_WHY)
-NOT_COLLAPSED = Criterion(
-    "not collapsed", f"sample diversity (the measure of '{COLLAPSED.name}')", ">=", COLLAPSED.threshold,
-    "The other side of the collapsed criterion: samples at least half as diverse as the data.",
-)  # fmt: skip
-ANNEALS = compared(
-    "v's step shrink / the mean encoding's (shrink: mean step over the last third of the epochs after the first "
-    "/ over the first third)", "<=", 0.5,
-    "Under Adam almost any learnt vector's step falls as its gradients do; v anneals of its own only if its step "
-    "shrinks at least twice as much as the drift of the encodings it is matched with.",
-)  # fmt: skip
-
-SMOOTH_SAYS = "R §3.2: results on MNIST, CelebA and FashionMNIST, 'demonstrating a perfectly smooth transition'."
-ANNEAL_SAYS = (
-    "R §3.2: the distance of the learnable encoding from its previous state shows 'a process of decreasing distance "
-    "from high to low, thus implicitly achieving annealing'."
-)
-MIX_SAYS = f"R §3.2: {MIX_WHY.split('(')[1].split(')')[0]}."
-ZERO_SAYS = (
-    "R §3.2: 'we added an MSE constraint to the intermediate latent vector, pushing it towards an all-zero vector. "
-    "The results … indicate severe collapse. This highlights the importance of reparameterization and the dynamic "
-    "matching mechanism in our new method'."
-)
-FAR_SAYS = "R §3.2: 'Simply constraining the MSE to a specific vector cannot achieve generative capability'."
-PERTURBED = "Single-dimension perturbations from −3 to +3 around the learnt centre give smooth paths"
-SHRINKS = "v's step per epoch shrinks over training, at least twice as much as the drift of the mean encoding"
-MIX = "The {codebook_size} decoded vectors are a mix: some alike, some meaningless, some clear digits."
-CENTRE = "The cluster-centre AE's samples do not collapse."
-FAR = "The MSE-to-zero AE's samples are far further from the data than the cluster-centre AE's."
-
-
-def _spec(claim: str, figure: str, statement: str, says: str, criterion: Criterion) -> ClaimSpec:
-    return ClaimSpec(claim, f"R Fig {figure}", statement, says, criterion, "n8-fig" + figure.replace(".", ""))
-
-
-CLAIMS = {
-    c.id: c
-    for c in (
-        _spec("N8-perturbations-smooth", "3.2", PERTURBED + " on MNIST and FashionMNIST.", SMOOTH_SAYS, SMOOTH_PATHS),
-        _spec("N8-celeba-perturbations-smooth", "3.2", PERTURBED + " on CelebA.", SMOOTH_SAYS, SMOOTH_PATHS),
-        _spec("N8-centre-anneals", "3.3", SHRINKS + " (MNIST and FashionMNIST).", ANNEAL_SAYS, ANNEALS),
-        _spec("N8-celeba-centre-anneals", "3.3", SHRINKS + " (CelebA).", ANNEAL_SAYS, ANNEALS),
-        _spec("N8-twenty-vectors-a-mix", "3.5", MIX, MIX_SAYS, A_MIX),
-        _spec("N8-mse-to-zero-collapses", "3.6", "The MSE-to-zero AE's samples collapse.", ZERO_SAYS, COLLAPSED),
-        _spec("N8-centre-ae-does-not-collapse", "3.6", CENTRE, ZERO_SAYS, NOT_COLLAPSED),
-        _spec("N8-mse-to-zero-far-worse", "3.6", FAR, FAR_SAYS, FAR_WORSE),
-    )
-}
-SMOOTH_IDS = {"digits": "N8-perturbations-smooth", "celeba": "N8-celeba-perturbations-smooth"}
-ANNEAL_IDS = {"digits": "N8-centre-anneals", "celeba": "N8-celeba-centre-anneals"}
 
 NET = dict(model="conv", latent="point", activation="relu", optimizer="adam", init_std=None)
 KNOBS = ("likelihood", "lr", "batch_size", "train_size", "test_size", "device")
@@ -178,27 +116,33 @@ def shrink(steps: list) -> float:
 
 def annealing(history: list) -> dict:
     """R Fig 3.3's steps after the first epoch (the first is from the random start), shrunk:
-    v's (``centre_step``), the mean encoding's and the encoder bias's; ``relative``, v's shrink
-    over the mean encoding's (``ANNEALS``' measure), and the same of the bias and of the mean
-    encoding's steps under a 1/t schedule (the controls)."""
+    v's (``centre_step``), the mean encoding's and the encoder bias's; and each of v's and the
+    bias's shrink over the mean encoding's (``relative``)."""
     v = [row["centre_step"] for row in history][1:]
     drift, bias = steps_of(history, "mean_encoding"), steps_of(history, "encoder_bias")
-    annealed = [step / epoch for epoch, step in enumerate(drift, start=2)]
-    out = {"v": shrink(v), "encoding": shrink(drift), "bias": shrink(bias), "annealed": shrink(annealed)}
-    return {**out, **{f"{k}_relative": out[k] / out["encoding"] for k in ("v", "bias", "annealed")}}
+    out = {"v": shrink(v), "encoding": shrink(drift), "bias": shrink(bias)}
+    return {**out, **{f"{k}_relative": out[k] / out["encoding"] for k in ("v", "bias")}}
 
 
-def smooth_share(paths: torch.Tensor) -> float:
-    """``SMOOTH_PATHS``' measure: the share of paths [P, T, ...] each ``SMOOTH`` alone (unchanging ones left out)."""
-    each = unevenness(paths)
-    judged = each[~torch.isnan(each)]
-    return float((judged <= SMOOTH.threshold).float().mean()) if len(judged) else math.nan
+@torch.no_grad()
+def averaged_centre(model, images: torch.Tensor, epochs: int, batch: int, generator: torch.Generator) -> dict:
+    """A centre known to anneal: the running mean of ``model``'s encodings of ``images``, one batch
+    of ``batch`` drawn with ``generator`` more each epoch, whose step falls as 1/t (the law of large
+    numbers). ``shrink``: its steps' shrink; ``relative``: that over the shrink of the steps between
+    the batch means it averages (fresh draws of the same encoder: they do not drift)."""
+    drawn = torch.randint(len(images), (epochs, batch), generator=generator).to(images.device)
+    means = torch.stack([model.encode(images[rows])[0].mean(0) for rows in drawn]).cpu()
+    running = means.cumsum(0) / torch.arange(1, epochs + 1).unsqueeze(1)
+    moved = lambda positions: (positions[1:] - positions[:-1]).norm(dim=1).tolist()  # noqa: E731
+    averaged, drifted = shrink(moved(running)), shrink(moved(means))
+    return {"shrink": averaged, "relative": averaged / drifted}
 
 
-def centre_paths(model) -> torch.Tensor:
-    """The decoded paths v + δ e_d, δ from −3 to +3, for every latent dimension d: [D, T, C, H, W]."""
+def centre_paths(model, decoder=None) -> torch.Tensor:
+    """The paths v + δ e_d, δ from −3 to +3, for every latent dimension d, decoded by ``model``
+    (or ``decoder`` in its place, the controls): [D, T, C, H, W]."""
     v = model.codebook.codes[:1].detach()
-    return perturbation_paths(model, v, range(v.shape[1]), torch.linspace(-3, 3, PATH_STEPS))[0]
+    return perturbation_paths(decoder or model, v, range(v.shape[1]), torch.linspace(-3, 3, PATH_STEPS))[0]
 
 
 def worst(values, highest: bool = False) -> float:
@@ -207,189 +151,10 @@ def worst(values, highest: bool = False) -> float:
     return math.nan if any(math.isnan(v) for v in values) else (max if highest else min)(values)
 
 
-def kinds_present(counts: dict) -> float:
-    """``A_MIX``' measure from the counts of ``Measuring.kinds``."""
-    return float((counts["recognised"] >= 2) + (counts["unreadable"] >= 2) + (counts["alike pairs"] >= 1))
-
-
 def pixel_shuffled(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each image [N, C, H, W] with its pixels in a random order of its own: its ink kept, its shape gone."""
     flat = images.flatten(1)
     return flat.gather(1, torch.argsort(torch.rand(flat.shape, generator=generator), dim=1)).view_as(images)
-
-
-@dataclass
-class Measuring:
-    """What the claims are measured on (the MNIST judge, each dataset's test images) and the
-    numbers of the whole budget's measurement (``details``, per seed)."""
-
-    params: object
-    judge: SampleQuality
-    tests: dict
-    details: dict = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, params) -> Measuring:
-        judge = SampleQuality("mnist", params.fd_samples, params.device, progress=False)
-        return cls(params, judge, {d: experiment_split(net_config(params, d, 0))[2] for d in DATASETS})
-
-    def kinds(self, images: torch.Tensor) -> dict:
-        """How many images the judge recognises and cannot read, and how many pairs are alike."""
-        p = self.judge.probabilities(images).max(dim=1).values
-        recognised, unreadable = int((p >= RECOGNISED.threshold).sum()), int((p < UNREADABLE.threshold).sum())
-        return {
-            "recognised": recognised,
-            "unreadable": unreadable,
-            "alike pairs": alike_pairs(images, self.tests["mnist"]),
-        }
-
-    @torch.no_grad()
-    def sampled(self, runs: dict, seed: int, own: bool = True) -> dict:
-        """{(model, sampling): {diversity, FD score}} of ``fd_samples`` draws of N(c, I) and (with
-        ``own``) of N(c, diag(s²)) decoded by the cluster-centre AE (c = v) and the MSE-to-zero AE
-        (c = the mean test code), s the spread of the model's test codes."""
-        out, real = {}, self.tests["mnist"]
-        for name, key in ((CENTRE_AE, ("centres", "mnist", seed)), (ZERO_AE, ("zero", seed))):
-            model = runs[key].model
-            codes = model.encode(real)[0]
-            c = model.codebook.codes[0].detach() if model.codebook is not None else codes.mean(0)
-            draws = torch.randn(self.judge.n, len(c), generator=torch.Generator().manual_seed(1000 + seed))
-            for sampling, scale in ((UNIT, torch.ones_like(c)), (OWN, codes.std(0)))[: 1 + own]:
-                images = decode(model, c + scale * draws.to(c.device))
-                out[name, sampling] = {"diversity": sample_diversity(images, real), **self.judge.score(images)}
-        return out
-
-    def readings(self) -> dict:
-        """{images: (share the judge recognises, share it cannot read)} of real test digits, the same
-        blurred (σ = 2) and pixel-shuffled, and their mean image: the mix's legs on real images."""
-        real = self.judge.inputs(self.judge.n).cpu()
-        shuffled = pixel_shuffled(real, torch.Generator().manual_seed(1))
-        sets = {"clean test digits": real, "blurred, σ = 2": gaussian_blur(real, 9, 2.0), "pixel-shuffled": shuffled}
-        out = {}
-        for name, images in {**sets, "their mean image": real.mean(0, keepdim=True)}.items():
-            p = self.judge.probabilities(images).max(dim=1).values
-            out[name] = tuple(float(x.float().mean()) for x in (p >= RECOGNISED.threshold, p < UNREADABLE.threshold))
-        return out
-
-    def __call__(self, runs: dict, final: bool) -> dict:
-        """{claim id: {seed: value}} for the runs of one stage (the same measurement at every stage)."""
-        out = {claim: {} for claim in CLAIMS}
-        for s in self.params.seeds:
-            centres = {d: runs["centres", d, s] for d in DATASETS}
-            smooth = {d: smooth_share(centre_paths(r.model)) for d, r in centres.items()}
-            anneal = {d: annealing(r.history) for d, r in centres.items()}
-            many = runs["many", s].model
-            vectors = decode(many, many.codebook.codes.detach())
-            mix, sampled = self.kinds(vectors), self.sampled(runs, s, own=final)  # the verdicts read N(c, I)
-            for group, datasets in GROUPS.items():
-                out[SMOOTH_IDS[group]][s] = worst(smooth[d] for d in datasets)
-                out[ANNEAL_IDS[group]][s] = worst((anneal[d]["v_relative"] for d in datasets), highest=True)
-            out["N8-twenty-vectors-a-mix"][s] = kinds_present(mix)
-            out["N8-mse-to-zero-collapses"][s] = sampled[ZERO_AE, UNIT]["diversity"]
-            out["N8-centre-ae-does-not-collapse"][s] = sampled[CENTRE_AE, UNIT]["diversity"]
-            out["N8-mse-to-zero-far-worse"][s] = excess_ratio(sampled[ZERO_AE, UNIT], sampled[CENTRE_AE, UNIT])
-            if final:
-                with torch.no_grad():
-                    assigned = nearest_codes(many.encode(self.tests["mnist"])[0], many.codebook.codes)
-                shares = torch.bincount(assigned, minlength=len(vectors)).float() / len(assigned)
-                vectors = (vectors, *self.judge.probabilities(vectors).max(dim=1), shares)
-                self.details[s] = dict(smooth=smooth, anneal=anneal, mix=mix, vectors=vectors, sampled=sampled)
-        return out
-
-    def controls(self, runs: dict) -> dict:
-        """Each criterion on an input where the effect is absent and one where it is present, from
-        the first seed's models, their recorded steps and real test digits."""
-        s, generator = self.params.seeds[0], torch.Generator().manual_seed(0)
-        paths = {d: centre_paths(runs["centres", d, s].model) for d in DATASETS}
-        order = {d: torch.argsort(torch.rand(p.shape[:2], generator=generator), dim=1) for d, p in paths.items()}
-        shuffled = {d: p[torch.arange(len(p))[:, None], order[d]] for d, p in paths.items()}
-        alpha = torch.linspace(0, 1, PATH_STEPS).view(1, -1, 1, 1, 1)
-        fades = {d: (1 - alpha) * p[:, :1] + alpha * p[:, -1:] for d, p in paths.items()}
-        anneal, out = self.details[s]["anneal"], self.image_controls(generator)
-        for group, datasets in GROUPS.items():
-            out[SMOOTH_IDS[group]] = Controls(
-                (worst(smooth_share(shuffled[d]) for d in datasets), "the same paths' frames in a random order"),
-                (worst(smooth_share(fades[d]) for d in datasets), "pixel cross-fades between each path's two ends"),
-            )
-            relative = lambda key: worst((anneal[d][key] for d in datasets), highest=True)  # noqa: E731, B023
-            out[ANNEAL_IDS[group]] = Controls(
-                (
-                    relative("bias_relative"),
-                    "the encoder's output bias, a learnt vector of v's size under the same Adam",
-                ),
-                (relative("annealed_relative"), "the mean encoding's steps under a 1/t schedule (each over its epoch)"),
-            )
-        return out
-
-    def image_controls(self, generator: torch.Generator) -> dict:
-        """The controls built from real test digits alone: the mix, diversity and Fréchet distance."""
-        real, digits = self.judge.inputs(self.judge.n).cpu(), self.tests["mnist"].cpu()
-        i, j = divmod(int(distances(real.flatten(1), real.flatten(1)).fill_diagonal_(math.inf).argmin()), len(real))
-        clean = real[[i, j, *[k for k in range(len(real)) if k not in (i, j)][:18]]]
-        mixed = torch.cat([clean[:11], pixel_shuffled(clean[11:], generator)])
-        overlaid = {
-            k: digits[torch.randint(len(digits), (self.judge.n, k), generator=generator)].mean(1) for k in (3, 6)
-        }
-        diversity = {k: sample_diversity(images, digits) for k, images in overlaid.items()}
-        score = {sigma: self.judge.score(gaussian_blur(real, 9, sigma)) for sigma in (1.25, 1.5, 2.0)}
-        three, six = "means of 3 random test digits", "means of 6 random test digits"
-        return {
-            "N8-twenty-vectors-a-mix": Controls(
-                (kinds_present(self.kinds(clean)), "20 clean test digits, among them the test set's closest pair"),
-                (kinds_present(self.kinds(mixed)), "the same 20 with 9 of them pixel-shuffled"),
-            ),
-            "N8-mse-to-zero-collapses": Controls((diversity[3], three), (diversity[6], six)),
-            "N8-centre-ae-does-not-collapse": Controls((diversity[6], six), (diversity[3], three)),
-            "N8-mse-to-zero-far-worse": Controls(
-                (excess_ratio(score[1.5], score[1.25]), "test digits blurred at σ = 1.5 against σ = 1.25"),
-                (excess_ratio(score[2.0], score[1.25]), "test digits blurred at σ = 2 against σ = 1.25"),
-            ),
-        }
-
-
-def claims(params, followed, measuring: Measuring, controls: dict, runs: dict) -> list:
-    """The chapter's claims as measured (see ``CLAIMS``)."""
-    seeds, d = params.seeds, measuring.details
-
-    def listed(value) -> str:
-        return ", ".join(f"{value(s):.2f}" for s in seeds)
-
-    def own(*names, of=lambda x: x["diversity"]) -> str:
-        return f"at the latent's own spread, {OWN}: " + listed(lambda s: of(*[d[s]["sampled"][n, OWN] for n in names]))
-
-    counts = "; ".join(f"seed {s}: " + ", ".join(f"{v} {k}" for k, v in d[s]["mix"].items()) for s in seeds)
-    measured = {
-        "N8-twenty-vectors-a-mix": counts,
-        "N8-mse-to-zero-collapses": own(ZERO_AE),
-        "N8-centre-ae-does-not-collapse": own(CENTRE_AE),
-        "N8-mse-to-zero-far-worse": own(ZERO_AE, CENTRE_AE, of=excess_ratio) + " (FD excess ratio)",
-    }
-    behind = {
-        "N8-twenty-vectors-a-mix": [runs["many", s] for s in seeds],
-        "N8-mse-to-zero-collapses": [runs["zero", s] for s in seeds],
-        "N8-centre-ae-does-not-collapse": [runs["centres", "mnist", s] for s in seeds],
-    }
-    behind["N8-mse-to-zero-far-worse"] = behind["N8-centre-ae-does-not-collapse"] + behind["N8-mse-to-zero-collapses"]
-    for group, datasets in GROUPS.items():
-        behind[SMOOTH_IDS[group]] = behind[ANNEAL_IDS[group]] = [runs["centres", k, s] for k in datasets for s in seeds]
-        measured[SMOOTH_IDS[group]] = "; ".join(f"{k}: " + listed(lambda s, k=k: d[s]["smooth"][k]) for k in datasets)
-        measured[ANNEAL_IDS[group]] = "; ".join(
-            f"{k}: v's shrink {listed(lambda s, k=k: d[s]['anneal'][k]['v'])}, the mean encoding's "
-            + listed(lambda s, k=k: d[s]["anneal"][k]["encoding"])
-            for k in datasets
-        )
-    return [
-        spec.claim(
-            followed,
-            params.celeba_epochs if "celeba" in spec.id else params.epochs,
-            BUDGET,
-            {"codebook_size": params.codebook_size},
-            controls=controls[spec.id],
-            measured=measured[spec.id],
-            runs=behind[spec.id],
-        )
-        for spec in CLAIMS.values()
-    ]
 
 
 def layers(module: nn.Module) -> str:
