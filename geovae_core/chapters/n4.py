@@ -20,7 +20,7 @@ from ..geometry import cv_nnd, decode
 from ..metrics import SampleQuality, excess_ratio, pairwise_rms, sample_diversity
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
-from ..verdicts import Controls
+from ..training import initial_model
 from . import Chapter, adam_fields
 
 SETTINGS = Settings(
@@ -147,15 +147,6 @@ def codes_cv(mu: torch.Tensor) -> float:
     return float(torch.stack([cv_nnd(b) for b in batches]).mean())
 
 
-def fragmented(mu: torch.Tensor) -> torch.Tensor:
-    """Codes with tight pairs among them (the present control of "less evenly spaced"): every
-    fourth code moved to a tenth of the way from the code before it in the list."""
-    out, moved = mu.clone(), mu[3::4]
-    partners = mu[2::4][: len(moved)]
-    out[3::4] = partners + 0.1 * (moved - partners)
-    return out
-
-
 @dataclass
 class Measuring:
     """What the claims are measured on: the sample-quality protocol (pixel-PCA features for
@@ -224,38 +215,54 @@ class Measuring:
             "ratio_prior": excess_ratio(scores["centering only"], scores["standard VAE"]),
         }
 
-    def controls(self, runs: dict) -> dict:
-        """Each criterion on an input where the effect is absent and one where it is present,
-        from the VAEs of the first seeds and their codes."""
-        seeds = self.params.seeds
-        s, other = seeds[0], seeds[1] if len(seeds) > 1 else None
-        vae, score = runs["standard VAE", s].model, self.quality.score
-        reference = self.details[s]["scores"]["standard VAE"]
-        if other is not None:
-            like = (self.details[other]["scores"]["standard VAE"], f"the VAE of seed {other}")
-        else:
-            like = (score(decode(vae, self.eps(s + 1))), "the same VAE, a second draw of ε")
-        ratio = lambda images: excess_ratio(score(images), reference)  # noqa: E731
-        like_ratio = excess_ratio(like[0], reference)
-        own = self.encoded(runs["centering only", s].model)[1].exp().mean(0).sqrt()
-        mu = self.encoded(vae)[0]
-        gauss = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0)).to(mu.device)
-        comparable = Controls(
-            (ratio(decode(vae, 0.5 * self.eps(s))), "the VAE's decoder on z ~ N(0, ¼ I): balls shrunk to half"),
-            (like_ratio, like[1]),
+    def controls(self, runs: dict, seed: int) -> dict:
+        """Each claim's measure, for one seed, on real models without and with the effect, each
+        scored against this seed's VAE on this seed's draws. Samples: the next seed's VAE on this
+        seed's ε (one model twice: comparable, not far worse); the VAE at its initialisation (an
+        untrained decoder: not comparable); the VAE sampled as P samples the baseline, z = σ̄ ⊙ ε with
+        the centering-only encoder's σ̄ (near 0 once trained: every sample near one output, far
+        worse). Codes, on held-out images drawn for this seed: the next seed's VAE's μ (one model
+        twice: not less even); this VAE's μ against its own sampled codes μ + σ ⊙ ε (noise of its
+        σ adds about the same to every squared distance, so μ is the less evenly spaced)."""
+        p = self.params
+        other = p.seeds[(p.seeds.index(seed) + 1) % len(p.seeds)]
+        vae, eps = runs["standard VAE", seed].model, self.eps(seed)
+        reference = self.details[seed]["scores"]["standard VAE"]
+        ratio = lambda images: excess_ratio(self.quality.score(images), reference)  # noqa: E731
+        another = (
+            ratio(decode(runs["standard VAE", other].model, eps)) if other != seed else math.nan,
+            "the next seed's VAE on this seed's draws ε",
         )
+        untrained = (
+            ratio(decode(initial_model(config(p, "standard VAE", seed)), eps)),
+            "the VAE at its initialisation (an untrained decoder)",
+        )
+        own = self.encoded(runs["centering only", seed].model)[1].exp().mean(0).sqrt()
+        drawn = self.held_out[torch.randperm(len(self.held_out), generator=torch.Generator().manual_seed(seed))]
+        generator = torch.Generator().manual_seed(2000 + seed)
+        with torch.no_grad():
+            mu, logvar = vae.encode(drawn)
+            theirs = runs["standard VAE", other].model.encode(drawn)[0]
+            noise = torch.randn(mu.shape, generator=generator).to(mu.device)
+        mine = codes_cv(mu)
         return {
-            "N4-asymmetric-spread-like-vae": comparable,
-            "N4-symmetric-spread-like-vae": comparable,
-            "N4-centering-only-fails-at-sampling": Controls(
-                (like_ratio, like[1]),
-                (ratio(decode(vae, self.eps(s) * own)), "the VAE sampled as P samples the baseline: z = σ̄ ⊙ ε"),
-            ),
-            "N4-centering-only-latent-irregular": Controls(
-                (codes_cv(gauss) - codes_cv(mu), "as many codes drawn from N(0, I), against the VAE's"),
+            "N4-asymmetric-spread-like-vae": (untrained, another),
+            "N4-symmetric-spread-like-vae": (untrained, another),
+            "N4-centering-only-fails-at-sampling": (
+                another,
                 (
-                    codes_cv(fragmented(mu)) - codes_cv(mu),
-                    "the VAE's codes, a quarter moved next to another, against the VAE's",
+                    ratio(decode(vae, eps * own)),
+                    "the VAE sampled as P samples the baseline, z = σ̄ ⊙ ε with the centering-only encoder's σ̄",
+                ),
+            ),
+            "N4-centering-only-latent-irregular": (
+                (
+                    codes_cv(theirs) - mine if other != seed else math.nan,
+                    "the next seed's VAE's μ, against this VAE's (held-out images drawn per seed)",
+                ),
+                (
+                    mine - codes_cv(mu + torch.exp(0.5 * logvar) * noise),
+                    "the VAE's μ, against its own sampled codes μ + σ ⊙ ε (the same held-out images)",
                 ),
             ),
         }
