@@ -1,13 +1,18 @@
-"""N5's new decoder is a warm start of the whole VAE, and its measures judge paths one by one."""
+"""N5's new decoder is a warm start of the whole VAE; its controls are real models on the claims' own codes."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from conftest import tiny_config
+from geovae_core.cache import run
 from geovae_core.chapters import n5
-from geovae_core.geometry import jump_paths
+from geovae_core.data import experiment_split
+from geovae_core.geometry import decode
 from geovae_core.profiles import resolve
+from geovae_core.training import initial_model
 
 
 def test_the_new_decoder_starts_from_the_vae_and_following_it_keeps_the_whole_vae():
@@ -26,24 +31,79 @@ def test_the_new_decoder_starts_from_the_vae_and_following_it_keeps_the_whole_va
     assert shorter.init_from.epochs == params.epochs and shorter.lineage_key() == new.lineage_key()
 
 
-def test_smooth_share_judges_each_path_and_leaves_out_paths_that_do_not_change():
-    ends = torch.rand(6, 2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    alpha = torch.linspace(0, 1, 9).view(1, -1, 1, 1, 1)
-    fades = (1 - alpha) * ends[:, :1] + alpha * ends[:, 1:]
-    assert n5.smooth_share(fades) == 1.0
-    assert n5.smooth_share(jump_paths(fades)) == 0.0
-    mixed = torch.cat([fades[:3], jump_paths(fades)[3:]])
-    assert n5.smooth_share(mixed) == 0.5
-    still = fades[:, :1].expand(-1, 9, -1, -1, -1)
-    assert math.isnan(n5.smooth_share(still))
-    assert n5.smooth_share(torch.cat([fades[:2], still[:2]])) == 1.0
+class InkQuality:
+    """A stand-in for the sample-quality protocol (which needs the trained judge): a set's 'excess'
+    is its mean intensity, so that a ratio of excesses says which images were scored."""
+
+    n = 40
+
+    def inputs(self, k):
+        return experiment_split(tiny_config("mlp"))[2][:k]
+
+    def score(self, images):
+        return {"excess": float(images.mean()), "resolution": 1e-9}
 
 
-def test_blurred_images_keep_their_shape_and_lose_detail():
-    images = torch.zeros(2, 1, 16, 16)
-    images[:, :, 8, 8] = 1.0
-    out = n5.blurred(images)
-    assert out.shape == images.shape and float(out.max()) < 0.2 and float(out.sum()) > 0.9
+@pytest.fixture(scope="module")
+def measured():
+    """Tiny VAEs and their new decoders for seeds 0 and 1, measured as the chapter measures them."""
+    params = SimpleNamespace(seeds=[0, 1], n_paths=3)
+    runs = {}
+    for s in params.seeds:
+        vae = tiny_config("mlp", seed=s)
+        runs["VAE", s] = run(vae, progress=False)
+        new = vae.replace(
+            latent="mean", loss_terms=(("recon", 1.0),), init_from=vae, reinit=("decoder",), freeze=("encoder",)
+        )
+        runs["new decoder", s] = run(new, progress=False)
+    measuring = n5.Measuring(params, InkQuality(), {s: runs["VAE", s] for s in params.seeds})
+    for s in params.seeds:
+        measuring.codes[s] = measuring.draw(s)
+        vae = runs["VAE", s].model
+        measuring.original[s] = {p: measuring.quality.score(decode(vae, z)) for p, z in measuring.codes[s].items()}
+    measuring(runs, final=True)
+    return measuring, runs
+
+
+def test_far_worse_controls_are_the_new_decoder_on_mu_the_next_seeds_vae_and_the_decoder_at_initialisation(measured):
+    measuring, runs = measured
+    ink = lambda model, z: float(decode(model, z).mean())  # noqa: E731
+    for seed, other in ((0, 1), (1, 0)):
+        controls = measuring.controls(runs, seed)
+        codes, vae, new = measuring.codes[seed], runs["VAE", seed], runs["new decoder", seed].model
+        (a_absent, _), (a_present, _) = controls["N5-a-samples-around-mu"]
+        (c_absent, _), (c_present, _) = controls["N5-c-prior-samples"]
+        assert a_absent == pytest.approx(ink(new, codes["mu"]) / ink(vae.model, codes["mu"]))
+        untrained = initial_model(vae.config)
+        assert a_present == pytest.approx(ink(untrained, codes["a"]) / ink(vae.model, codes["a"]))
+        assert c_present == pytest.approx(ink(untrained, codes["c"]) / ink(vae.model, codes["c"]))
+        # the next seed's VAE decodes THIS seed's prior draws: the two seeds' values are no reciprocals
+        assert c_absent == pytest.approx(ink(runs["VAE", other].model, codes["c"]) / ink(vae.model, codes["c"]))
+
+
+def test_smoothness_controls_jump_with_the_nearest_image_decoder_and_are_even_at_initialisation(measured):
+    measuring, runs = measured
+    for seed in (0, 1):
+        (absent, _), (present, _) = measuring.controls(runs, seed)["N5-b-perturbations-smooth"]
+        assert not n5.SMOOTH_PATHS.passes(absent) and n5.SMOOTH_PATHS.passes(present), (absent, present)
+        # the nearest-image decoder returns training images only
+        nearest = measuring.nearest(seed)
+        out = decode(nearest, measuring.codes[seed]["mu"][:5])
+        pool = experiment_split(runs["VAE", seed].config)[0]
+        assert all(any(torch.equal(image, p) for p in pool) for image in out)
+
+
+def test_every_claim_has_controls_whose_inputs_read_the_same_and_whose_values_differ_by_seed(measured):
+    measuring, runs = measured
+    first, second = measuring.controls(runs, 0), measuring.controls(runs, 1)
+    assert set(first) == set(second) == set(n5.CLAIMS)
+    for claim_id in n5.CLAIMS:
+        for side in (0, 1):
+            assert first[claim_id][side][1] == second[claim_id][side][1]
+            assert first[claim_id][side][0] != second[claim_id][side][0], (claim_id, side)
+    alone = n5.Measuring(SimpleNamespace(seeds=[0], n_paths=3), measuring.quality, {0: runs["VAE", 0]})
+    alone.codes, alone.original, alone.details = measuring.codes, measuring.original, measuring.details
+    assert math.isnan(alone.controls(runs, 0)["N5-c-prior-samples"][0][0])  # no other seed to compare
 
 
 def test_trend_crossings_interpolate_a_recent_crossing_and_carry_a_rising_trend():

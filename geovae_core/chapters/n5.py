@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
 import torch
-from torchvision.transforms.functional import gaussian_blur
 
 from ..config import ExperimentConfig
-from ..criteria import FAR_WORSE, SMOOTH, SMOOTH_PATHS
-from ..geometry import decode, jump_paths, perturbation_paths, unevenness
+from ..criteria import FAR_WORSE, SMOOTH_PATHS
+from ..data import experiment_split
+from ..geometry import NearestImageDecoder, decode, paths_unevenness, perturbation_paths
 from ..metrics import SampleQuality, excess_ratio
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
-from ..verdicts import Controls
+from ..training import initial_model
 from . import Chapter, adam_fields
 
 SETTINGS = Settings(
@@ -50,7 +50,7 @@ CHAPTER = Chapter("N5", "Decoder ablation: reparameterisation as a contract", "P
 # new decoder alike) stand in as the budget the claims' trends are carried to.
 BUDGET = 20
 PATH_DELTAS = torch.linspace(-3, 3, 13)  # δ of the measured perturbation paths (P Fig 4b shows −3 … +3)
-BLURRED = "the original decoder's own images for these codes, blurred (Gaussian, σ = 2 pixels)"
+NEAREST_POOL = 2000  # training images the nearest-image decoder (a control) may return
 PANELS = {"a": "(a) N(μ, σ²)", "c": "(c) N(0, I)", "mu": "reconstruction from μ"}
 
 CLAIMS = {
@@ -145,20 +145,6 @@ def settings_rows(params) -> list:
     ]
 
 
-def blurred(images: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
-    """Images [N, C, H, W] blurred by a Gaussian of ``sigma`` pixels (the present control of
-    *far worse*: the same images, further from the data)."""
-    return gaussian_blur(images, kernel_size=9, sigma=sigma)
-
-
-def smooth_share(paths: torch.Tensor) -> float:
-    """``SMOOTH_PATHS``' measure: the share of paths [..., T, C, H, W] each ``SMOOTH`` on its own
-    (a path that does not change at all has no transition to judge and is left out)."""
-    each = unevenness(paths).flatten()
-    judged = each[~torch.isnan(each)]
-    return float((judged <= SMOOTH.threshold).float().mean()) if len(judged) else float("nan")
-
-
 @dataclass
 class Measuring:
     """What the claims are measured on: the sample-quality protocol (MNIST judge), the whole VAE
@@ -207,46 +193,60 @@ class Measuring:
             new = {p: self.quality.score(decode(model, z)) for p, z in self.codes[s].items()}
             out["N5-a-samples-around-mu"][s] = excess_ratio(new["a"], self.original[s]["a"])
             out["N5-c-prior-samples"][s] = excess_ratio(new["c"], self.original[s]["c"])
-            paths = self.paths(model, s)
-            out["N5-b-perturbations-smooth"][s] = smooth_share(paths)
+            out["N5-b-perturbations-smooth"][s] = paths_unevenness(self.paths(model, s))
             if final:
-                original_paths = self.paths(self.vaes[s].model, s)
                 self.details[s] = {
                     "new": new,
                     "mu_ratio": excess_ratio(new["mu"], self.original[s]["mu"]),
-                    "unevenness": float(unevenness(paths).nanmean()),
-                    "original_smooth": smooth_share(original_paths),
-                    "original_unevenness": float(unevenness(original_paths).nanmean()),
+                    "original_unevenness": paths_unevenness(self.paths(self.vaes[s].model, s)),
                 }
         return out
 
-    def controls(self, runs: dict) -> dict:
-        """Each criterion on an input where the effect is absent and one where it is present,
-        with the first seed's VAE and new decoder."""
-        s = self.params.seeds[0]
-        vae, new = self.vaes[s].model, runs["new decoder", s].model
-        codes, original, score = self.codes[s], self.original[s], self.quality.score
-        paths = self.paths(new, s)
-        ends = torch.stack([paths[..., 0, :, :, :], paths[..., -1, :, :, :]], dim=-4).flatten(0, 1)
-        alpha = (
-            PATH_DELTAS.sub(PATH_DELTAS[0]).div(PATH_DELTAS[-1] - PATH_DELTAS[0]).view(1, -1, 1, 1, 1).to(paths.device)
-        )
-        fades = (1 - alpha) * ends[:, :1] + alpha * ends[:, 1:]
-        trained_on = (self.details[s]["mu_ratio"], "the new decoder on the codes it was trained on, μ itself")
+    def controls(self, runs: dict, seed: int) -> dict:
+        """Each claim's measure, for one seed, on real models without and with the effect: the new
+        decoder on μ, the codes it was trained on, and the next seed's VAE on this seed's prior
+        draws (both decode as well as the original); the VAE's decoder at its initialisation (it
+        decodes no digit at all); a decoder that can only return training images (its paths jump)
+        and the decoder at its initialisation (its paths are even by nature). The new decoder's
+        scores on μ come from the whole budget's measurement (``details``)."""
+        p, score = self.params, self.quality.score
+        other = p.seeds[(p.seeds.index(seed) + 1) % len(p.seeds)]
+        codes, original = self.codes[seed], self.original[seed]
+        at_init = initial_model(self.vaes[seed].config)
+        untrained = {panel: excess_ratio(score(decode(at_init, codes[panel])), original[panel]) for panel in "ac"}
+        theirs = self.vaes[other].model
         return {
-            "N5-a-samples-around-mu": Controls(
-                trained_on,
-                (excess_ratio(score(blurred(decode(vae, codes["a"]))), original["a"]), BLURRED),
+            "N5-a-samples-around-mu": (
+                (self.details[seed]["mu_ratio"], "the new decoder on μ itself, the codes it was trained on"),
+                (untrained["a"], "the VAE's decoder at its initialisation, on the same samples around μ"),
             ),
-            "N5-c-prior-samples": Controls(
-                trained_on,
-                (excess_ratio(score(blurred(decode(vae, codes["c"]))), original["c"]), BLURRED),
+            "N5-c-prior-samples": (
+                (
+                    excess_ratio(score(decode(theirs, codes["c"])), original["c"]) if other != seed else math.nan,
+                    "the next seed's VAE (same recipe, its own decoder) on the same prior draws",
+                ),
+                (untrained["c"], "the VAE's decoder at its initialisation, on the same prior draws"),
             ),
-            "N5-b-perturbations-smooth": Controls(
-                (smooth_share(jump_paths(fades)), "paths that jump from one end to the other half-way"),
-                (smooth_share(fades), "pixel cross-fades between each path's two ends"),
+            "N5-b-perturbations-smooth": (
+                (
+                    paths_unevenness(self.paths(self.nearest(seed), seed)),
+                    f"the same codes decoded to the nearest of {NEAREST_POOL:,} encoded training digits "
+                    "(it can only jump)",
+                ),
+                (
+                    paths_unevenness(self.paths(at_init, seed)),
+                    "the same codes decoded by the VAE's decoder at its initialisation (even by nature)",
+                ),
             ),
         }
+
+    def nearest(self, seed: int) -> NearestImageDecoder:
+        """The control decoder that returns the training image whose μ (this seed's encoder, the
+        new decoder's too) is nearest."""
+        run = self.vaes[seed]
+        images = experiment_split(run.config)[0][:NEAREST_POOL]
+        with torch.no_grad():
+            return NearestImageDecoder(run.model.encode(images)[0], images)
 
 
 def training_figure(trained: dict, params):
@@ -293,10 +293,8 @@ def claims(params, followed, measuring: Measuring, controls: dict, runs: dict) -
         + "; ".join(f"{d[s]['new']['a']['excess']:.2f} vs {o[s]['a']['excess']:.2f}" for s in seeds),
         "N5-c-prior-samples": "FD excess new vs original: "
         + "; ".join(f"{d[s]['new']['c']['excess']:.2f} vs {o[s]['c']['excess']:.2f}" for s in seeds),
-        "N5-b-perturbations-smooth": "mean unevenness, new vs original decoder: "
-        + "; ".join(f"{d[s]['unevenness']:.2f} vs {d[s]['original_unevenness']:.2f}" for s in seeds)
-        + "; smooth share of the original decoder's paths: "
-        + ", ".join(f"{d[s]['original_smooth']:.2f}" for s in seeds),
+        "N5-b-perturbations-smooth": "the same measure on the original decoder's paths: "
+        + ", ".join(f"{d[s]['original_unevenness']:.2f}" for s in seeds),
     }
     behind = [runs[key, s] for key in ("VAE", "new decoder") for s in seeds]
     out = []
