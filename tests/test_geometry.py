@@ -385,3 +385,20 @@ def test_sample_map_fit_draws_each_gaussian_with_its_own_sigma_and_fits_one_elli
     assert float((noise[0] * noise[1]).mean().abs()) < 0.05  # each Gaussian draws its own noise
     again = geometry.sample_map_fit(mu, logvar, samples=4000, seed=3, n_neighbors=50, min_dist=0.5)
     assert torch.equal(again["clouds"], out["clouds"])  # seeded
+
+
+def test_a_jump_path_holds_its_first_frame_for_the_first_half_then_its_last():
+    from geovae_core.geometry import jump_paths
+
+    for steps, first_frames in [(6, 3), (5, 2)]:
+        fade = torch.arange(float(steps)).view(1, steps, 1, 1, 1).expand(2, steps, 1, 2, 2)
+        jumped = jump_paths(fade)
+        assert jumped.shape == fade.shape
+        expected = [0.0] * first_frames + [steps - 1.0] * (steps - first_frames)
+        assert jumped[1, :, 0, 0, 0].tolist() == expected
+
+
+def test_a_perturbation_keeps_the_codes_precision():
+    z = torch.zeros(2, 3, dtype=torch.float64)
+    out = perturb(z, [1], [0.1, 1e-9])
+    assert out.dtype == torch.float64 and out[0, 0, :, 1].tolist() == [0.1, 1e-9]  # not rounded to float32

@@ -241,3 +241,23 @@ def test_an_image_is_readable_from_a_calibrated_probability_of_0_9_on():
     assert quality.readable(images).tolist() == [True, False, True]
     assert quality.accuracy(images, torch.tensor([0, 1, 0])) == pytest.approx(2 / 3)
     assert quality.accuracy(images, torch.tensor([0, 0, 0])) == 1.0
+
+
+def test_pairwise_rms_is_the_mean_rms_gap_over_pairs_of_distinct_images():
+    lit = torch.zeros(1, 2, 2)
+    lit[0, 0, 0] = 1.0  # one pixel of four: an RMS gap of 1/2 from a black image
+    images = torch.stack([torch.zeros(1, 2, 2)] * 3 + [lit])
+    # of the ordered pairs of distinct images, half involve the lit one: a mean gap of 1/4
+    assert pairwise_rms(images, pairs=4000) == pytest.approx(0.25, abs=0.02)
+    assert pairwise_rms(torch.stack([torch.zeros(1, 2, 2), lit])) == 0.5  # never an image with itself
+
+
+def test_samples_and_real_images_are_compared_on_the_same_pairs():
+    real = torch.rand(50, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    for seed in (0, 5):
+        assert sample_diversity(real, real, pairs=100, seed=seed) == 1.0
+
+
+def test_an_excess_ratio_against_a_reference_without_excess_or_resolution_stays_finite():
+    assert excess_ratio({"excess": 2e-9}, {"excess": 0.0, "resolution": 0.0}) == pytest.approx(2.0)
+    assert excess_ratio({"excess": 0.0}, {"excess": 0.0, "resolution": 0.0}) == 0.0
