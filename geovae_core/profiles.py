@@ -61,6 +61,7 @@ KNOBS = {
     "batch_size": POSITIVE_INT,
     "train_size": (_positive_int, "a positive integer (images; the whole set if larger)"),
     "test_size": (_positive_int, "a positive integer (images; the whole set if larger)"),
+    "cifar_train_size": (_positive_int, "a positive integer (CIFAR-10 images; the whole set if larger)"),
     "lr_candidates": POSITIVE_NUMBERS,
     "lr_search_epochs": POSITIVE_INT,
     "lr_search_size": POSITIVE_INT,

@@ -17,15 +17,10 @@ from ..criteria import Criterion
 from ..data import experiment_split, load_dataset
 from ..errors import DatasetNotFoundError
 from ..geometry import cv_nnd_hook, latent_cv_nnd
-from ..profiles import ADAM_SQUARED_ERROR, KNOBS, Settings
+from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..training import initial_model
 from . import Chapter, adam_fields
-
-# This chapter's own knob, until profiles.KNOBS lists it: CIFAR-10's training images per run.
-KNOBS.setdefault(
-    "cifar_train_size", (KNOBS["train_size"][0], "a positive integer (CIFAR-10 images; the whole set if larger)")
-)
 
 SETTINGS = Settings(
     base=dict(
