@@ -187,8 +187,8 @@ def test_the_controls_are_real_per_seed_one_pair_for_every_claim(monkeypatch):
         assert not n8_claims.COLLAPSED.passes(real) and n8_claims.COLLAPSED.passes(at_init)
         (at_init, _), (real, _) = controls["N8-centre-ae-does-not-collapse"]
         assert not n8_claims.NOT_COLLAPSED.passes(at_init) and n8_claims.NOT_COLLAPSED.passes(real)
-        (real, _), (_, _) = controls["N8-mse-to-zero-far-worse"]
-        assert real == 0.0 or not n8_claims.FAR_WORSE.passes(real)
+        (theirs, _), (_, _) = controls["N8-mse-to-zero-far-worse"]
+        assert 0 < theirs and not n8_claims.FAR_WORSE.passes(theirs)  # another seed's model of the same kind
         (_, _), (averaged, _) = controls["N8-centre-anneals"]
         assert n8_claims.ANNEALS.passes(averaged)
         (_, _), (averaged, _) = controls["N8-centre-step-falls"]

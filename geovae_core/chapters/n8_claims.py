@@ -267,9 +267,12 @@ class Measuring:
 
     @torch.no_grad()
     def model_controls(self, runs: dict, seed: int) -> dict:
-        """The controls of R Figs 3.5 and 3.6: real test digits and garments drawn for the seed, and
-        the seed's models at their initialisation (an untrained decoder barely varies with its code)."""
-        size = self.params.codebook_size
+        """The controls of R Figs 3.5 and 3.6: real test digits and garments drawn for the seed, the
+        next seed's cluster-centre AE sampled with this seed's draws (the same model: not far worse),
+        and the seed's models at their initialisation (an untrained decoder barely varies with its code)."""
+        size, seeds = self.params.codebook_size, self.params.seeds
+        other = seeds[(seeds.index(seed) + 1) % len(seeds)]
+        theirs = self.samples(runs["centres", "mnist", other].model, seed)
         real = self.real_digits(seed, self.judge.n)
         zero_at_init = self.samples(initial_model(runs["zero", seed].config), seed)
         centre_at_init = self.samples(initial_model(runs["centres", "mnist", seed].config), seed)
@@ -297,7 +300,10 @@ class Measuring:
                 (self.diversity(real), digits),
             ),
             "N8-mse-to-zero-far-worse": (
-                (excess_ratio(self.judge.score(real), centre), f"{digits}, against the {CENTRE_AE}'s samples"),
+                (
+                    excess_ratio(self.judge.score(theirs), centre) if other != seed else math.nan,
+                    f"the next seed's {CENTRE_AE}, sampled with this seed's draws, against this seed's",
+                ),
                 (
                     excess_ratio(self.judge.score(zero_at_init), centre),
                     f"the {ZERO_AE} at its initialisation, against the {CENTRE_AE}'s samples",
