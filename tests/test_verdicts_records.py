@@ -1,12 +1,11 @@
-"""What a verdict stores and where its rules change at a boundary: the controls as a results file
-keeps them (numbers as floats, what could not be measured as null), and a regime reached at
-exactly its number of epochs. (``test_verdicts.py`` holds the rules themselves.)"""
+"""What a verdict stores: the controls as a results file keeps them (numbers as floats, what could
+not be measured as null). (``test_verdicts.py`` holds the rules themselves.)"""
 
 import json
 import math
 
-from geovae_core.criteria import FAILS, HOLDS, SMOOTH, compared
-from geovae_core.verdicts import NOT_REACHED, Controls, Judgement, Regime
+from geovae_core.criteria import SMOOTH
+from geovae_core.verdicts import Controls
 
 
 def test_stored_controls_keep_each_side_s_input_and_values_with_unmeasured_ones_as_null():
@@ -23,12 +22,3 @@ def test_stored_controls_keep_each_side_s_input_and_values_with_unmeasured_ones_
     telling = Controls(absent=("jumps", {0: 9.0}), present=("even", {0: 1.0}))
     assert telling.as_dict(SMOOTH)["tells"] is True and telling.as_dict(SMOOTH)["failures"] == []
     assert Controls.from_dict(telling.as_dict(SMOOTH)) == Controls(("jumps", {"0": 9.0}), ("even", {"0": 1.0}))
-
-
-def test_a_regime_is_reached_at_exactly_its_number_of_epochs():
-    late = Regime(100, "K: train and test bounds part after 100-250 epochs")
-    assert late.reached(100) and late.reached(100.5) and not late.reached(99.9)
-    below = compared("gap", "<", 1.0)
-    assert Judgement(below, {0: 0.5}, regime=late, epochs=100).word == HOLDS
-    assert Judgement(below, {0: 2.0}, regime=late, epochs=100).word == FAILS
-    assert Judgement(below, {0: 0.5}, regime=late, epochs=99).word == NOT_REACHED
