@@ -402,3 +402,12 @@ def test_a_perturbation_keeps_the_codes_precision():
     z = torch.zeros(2, 3, dtype=torch.float64)
     out = perturb(z, [1], [0.1, 1e-9])
     assert out.dtype == torch.float64 and out[0, 0, :, 1].tolist() == [0.1, 1e-9]  # not rounded to float32
+
+
+def test_nearest_neighbour_distances_are_batched_over_any_number_of_leading_dims():
+    z = torch.randn(2, 3, 20, 4, generator=torch.Generator().manual_seed(0))
+    batched = nearest_neighbour_sq_distances(z)
+    assert batched.shape == (2, 3, 20)
+    for i in range(2):
+        for j in range(3):
+            assert torch.equal(batched[i, j], nearest_neighbour_sq_distances(z[i, j]))
