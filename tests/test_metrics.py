@@ -261,3 +261,90 @@ def test_samples_and_real_images_are_compared_on_the_same_pairs():
 def test_an_excess_ratio_against_a_reference_without_excess_or_resolution_stays_finite():
     assert excess_ratio({"excess": 2e-9}, {"excess": 0.0, "resolution": 0.0}) == pytest.approx(2.0)
     assert excess_ratio({"excess": 0.0}, {"excess": 0.0, "resolution": 0.0}) == 0.0
+
+
+def test_the_protocol_s_resolution_and_excess_are_read_off_its_floor(monkeypatch):
+    metrics, test_images = _faces(monkeypatch, n_test=150)
+    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
+    floor = quality.floor
+    assert quality.resolution == pytest.approx((floor["fd_high"] - floor["fd_low"]) / 2) and quality.resolution > 0
+    assert floor["resolution"] == pytest.approx(quality.resolution)  # the floor's own half-width
+    moved = quality.score(test_images[:100] + 0.3)
+    assert moved["excess"] == pytest.approx(moved["fd"] - floor["fd"]) and moved["excess"] > 0
+    assert moved["resolution"] == quality.resolution  # every later score carries the floor's
+
+
+def test_the_pixel_pca_centres_each_pixel_on_its_training_mean(monkeypatch):
+    metrics, _ = _faces(monkeypatch)
+    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
+    mean_image = quality.data.train_images.mean(0, keepdim=True)
+    assert np.abs(quality.features(mean_image)[0]).max() < 1e-5
+    assert quality.basis.shape == (3 * 8 * 8, 8)
+    gram = quality.basis.T @ quality.basis
+    assert torch.allclose(gram, torch.eye(8), atol=1e-5)  # orthonormal components
+
+
+def test_a_labelled_dataset_is_read_by_its_judge_calibrated_on_the_last_test_images(monkeypatch):
+    from types import SimpleNamespace
+
+    import geovae_core.metrics as metrics
+    from geovae_core.data import ImageDataset
+
+    g = torch.Generator().manual_seed(0)
+    n_test = metrics.CALIBRATION_IMAGES + 40
+    data = ImageDataset(
+        "fashion_mnist",
+        torch.rand(60, 1, 2, 2, generator=g),
+        torch.randint(3, (60,), generator=g),
+        torch.rand(n_test, 1, 2, 2, generator=g),
+        torch.randint(3, (n_test,), generator=g),
+        ("a", "b", "c"),
+    )
+    trained, calibrated = [], []
+    monkeypatch.setattr(metrics, "load_dataset", lambda name: data)
+
+    def run(config, **kwargs):
+        trained.append((config, kwargs))
+        return SimpleNamespace(model=_StubJudge())
+
+    def fit_temperature(model, images, labels):
+        calibrated.append((model, images, labels))
+        return 2.0
+
+    monkeypatch.setattr(metrics, "run", run)
+    monkeypatch.setattr(metrics, "fit_temperature", fit_temperature)
+    quality = metrics.SampleQuality("fashion_mnist", n=30, device="cpu", progress=False)
+    ((config, kwargs),) = trained
+    assert config == metrics.judge_config("fashion_mnist", "cpu") and kwargs["progress"] is False
+    assert "fashion_mnist judge" in kwargs["one_off"]  # said once, while it trains
+    ((model, images, labels),) = calibrated
+    assert model is quality.run.model and quality.temperature == 2.0 and quality.space == "judge classifier"
+    last = slice(-metrics.CALIBRATION_IMAGES, None)
+    assert torch.equal(images, data.test_images[last]) and torch.equal(labels, data.test_labels[last])
+    scored = quality.score(data.test_images[:30])
+    expected = torch.softmax(data.test_images[:30].flatten(1)[:, :3] / 2.0, dim=1).max(dim=1).values.mean()
+    assert scored["confidence"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_bootstrap_counts_weigh_rows_as_if_they_were_repeated():
+    from geovae_core.metrics import _covariance
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3))
+    counts = np.array([[2, 0, 1, 1, 0, 2], [1, 1, 1, 1, 1, 1]], dtype=np.float64)
+    means, covs = _covariance(x, counts)
+    for weights, mean, cov in zip(counts, means, covs):
+        repeated = np.repeat(x, weights.astype(int), axis=0)
+        assert np.allclose(mean, repeated.mean(0)) and np.allclose(cov, np.cov(repeated, rowvar=False))
+
+
+def test_the_frechet_distance_is_batched_over_resampled_sets():
+    from geovae_core.metrics import _frechet
+
+    rng = np.random.default_rng(0)
+    means, covs = rng.normal(size=(3, 2)), np.stack([np.eye(2) * s for s in (1.0, 2.0, 3.0)])
+    batched = _frechet(means, covs, np.zeros(2), np.eye(2))
+    single = [_frechet(m, c, np.zeros(2), np.eye(2)) for m, c in zip(means, covs)]
+    assert batched.shape == (3,) and np.allclose(batched, single)
+    # Gaussians with covariances s I and I: ||m||^2 + 2 (s + 1 - 2 sqrt(s))
+    assert np.allclose(single, [(m**2).sum() + 2 * (s + 1 - 2 * s**0.5) for m, s in zip(means, (1.0, 2.0, 3.0))])
