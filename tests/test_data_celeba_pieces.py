@@ -63,3 +63,54 @@ def test_md5sums_of_a_data_root_that_does_not_hold_the_images_is_not_read(tmp_pa
     (elsewhere.parent / "MD5SUMS").write_text("0123456789abcdef0123456789abcdef  celeba/000001.jpg\n")
     with pytest.raises(DatasetChecksumError):  # the parent's does
         _check_md5sums(elsewhere, ["000001.jpg"], root)
+
+
+class _TorchvisionCelebA:
+    """A stand-in for torchvision.datasets.CelebA with all its files present: each split's names."""
+
+    calls = []
+    names = {"train": ["000001.jpg", "000002.jpg"], "test": ["182638.jpg"]}
+
+    def __init__(self, root, split="train", download=True):
+        _TorchvisionCelebA.calls.append((root, split, download))
+        self.filename = list(self.names[split])
+
+
+def test_torchvision_s_split_is_used_when_its_files_are_all_there(tmp_path, monkeypatch):
+    import torchvision
+
+    from geovae_core.data import _celeba_files
+
+    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(torchvision.datasets, "CelebA", _TorchvisionCelebA)
+    _TorchvisionCelebA.calls.clear()
+    folder, train, test = _celeba_files(tmp_path / "root")
+    assert folder == tmp_path / "root" / "celeba" / "img_align_celeba"
+    assert (train, test) == (["000001.jpg", "000002.jpg"], ["182638.jpg"])
+    assert _TorchvisionCelebA.calls == [(tmp_path / "root", "train", False), (tmp_path / "root", "test", False)]
+
+
+def _faces(folder, names):
+    folder.mkdir(parents=True)
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((218, 178, 3), 20 * i, dtype=np.uint8)).save(folder / name)
+
+
+@pytest.mark.parametrize("held_out, n_test", [("0", 0), ("2", 1)])
+def test_celeba_s_held_out_faces_follow_the_partition_and_carry_no_label(tmp_path, monkeypatch, held_out, n_test):
+    from geovae_core.data import load_dataset
+
+    names = ["000001.jpg", "000002.jpg", "000003.jpg"]
+    _faces(tmp_path / "root" / "celeba" / "img_align_celeba", names)
+    (tmp_path / "root" / "celeba" / "list_eval_partition.txt").write_text(
+        f"000001.jpg 0\n000002.jpg 0\n000003.jpg {held_out}\n"
+    )
+    monkeypatch.setenv("GEOVAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GEOVAE_DATA", str(tmp_path / "root"))
+    load_dataset.cache_clear()
+    try:
+        data = load_dataset("celeba")
+    finally:
+        load_dataset.cache_clear()
+    assert data.train_images.shape == (3 - n_test, 3, 64, 64) and data.test_images.shape == (n_test, 3, 64, 64)
+    assert data.train_labels.tolist() == [-1] * (3 - n_test) and data.test_labels.tolist() == [-1] * n_test
