@@ -112,9 +112,9 @@ class ExperimentConfig:
         return out
 
     def label(self) -> str:
-        """A short name: family/latent, dataset, z, step size, any loss term weighted other than 1, seed."""
-        weights = "".join(f" {name}×{weight:g}" for name, weight in self.loss_terms if weight != 1)
-        return f"{self.model}/{self.latent} {self.dataset} z={self.latent_dim} lr={self.lr:g}{weights} seed={self.seed}"
+        """A short name: family/latent, dataset, loss terms (with any weight other than 1), z, step size, seed."""
+        terms = "+".join(name if weight == 1 else f"{name}×{weight:g}" for name, weight in self.loss_terms)
+        return f"{self.model}/{self.latent} {self.dataset} {terms} z={self.latent_dim} lr={self.lr:g} seed={self.seed}"
 
 
 def _digest(values: dict) -> str:

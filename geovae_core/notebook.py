@@ -103,8 +103,8 @@ class ChapterPage:
             for k in self.chapter.settings.main
             if k in P.values
         )
-        command = f"papermill notebooks/{notebook}.ipynb out.ipynb -p profile {P.profile}{given}"
-        source = base64.b64encode((REPO_ROOT / "notebooks" / f"{notebook}.ipynb").read_bytes()).decode()
+        command = f"papermill {self.chapter.source} out.ipynb -p profile {P.profile}{given}"
+        source = base64.b64encode((REPO_ROOT / self.chapter.source).read_bytes()).decode()
         return "".join(
             [
                 '<div class="admonition tip geovae-run"><p class="admonition-title">Run this chapter</p>',
@@ -154,6 +154,21 @@ class ChapterPage:
             at = {key: (config.replace(epochs=config.epochs >> k), hooks) for key, (config, hooks) in pairs.items()}
             stages.append(measures(run_many(at, progress=False), k == 0))
         return Followed(stages)
+
+    def train_and_follow(self, measuring, experiments: dict) -> tuple:
+        """Train every run of ``experiments`` (through the cache) and follow each claim's measure
+        along their training (``follow``): (the runs by key, ``Followed``)."""
+        return run_many(experiments), self.follow(measuring, experiments)
+
+    def judge_and_finish(self, claims_of, measuring, runs: dict, followed, numbers=None, shown=None, **more) -> list:
+        """Every claim judged and the page finished: the controls (``controls``), the claims
+        (``claims_of(parameters, followed, measuring, controls, runs, **more)``, the chapter
+        module's ``claims``), then ``finish`` with ``numbers`` and the runs ``shown`` in the compute
+        line (every run of ``runs`` by default). Returns the claims."""
+        controls = self.controls(measuring, runs)
+        claims = claims_of(self.parameters_, followed, measuring, controls, runs, **more)
+        self.finish(claims, numbers, runs.values() if shown is None else shown)
+        return claims
 
     def headline(self, claims: list, runs) -> None:
         """Print ``headline_text``: the numbers nbval keeps this chapter to."""

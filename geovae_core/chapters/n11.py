@@ -125,7 +125,7 @@ def step_size_searches(params) -> dict:
     }
 
 
-def trained_configs(params, step: dict) -> dict:
+def experiments(params, step: dict) -> dict:
     """Every run the chapter trains, by key: a VAE per track, latent size and seed, an AE per
     latent size and seed (continuous track), and the 2-D VAE of K Fig 2 (``manifold_epochs``)."""
     dims = sorted(set(params.latent_dims))
@@ -144,7 +144,7 @@ def trained_configs(params, step: dict) -> dict:
 def explorer_configs(params, step: dict) -> dict:
     """The 2-D models of the latent explorer: K Fig 2's VAE and an AE of the same shape, both on
     the continuous track for ``manifold_epochs``."""
-    vae = trained_configs(params, step)["manifold"]
+    vae = experiments(params, step)["manifold"]
     ae = ae_config(params, 2, step["continuous", 2], params.seeds[0]).replace(epochs=params.manifold_epochs)
     return {"VAE": vae, "AE": ae}
 
