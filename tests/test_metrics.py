@@ -182,7 +182,7 @@ def test_the_fitted_temperature_recovers_the_one_the_labels_were_drawn_with():
     from geovae_core.metrics import fit_temperature
 
     g = torch.Generator().manual_seed(0)
-    logits = 4 * torch.randn(3000, 10, generator=g)
+    logits = 4 * torch.randn(1000, 10, generator=g)
     labels = torch.multinomial(torch.softmax(logits / 2.0, dim=1), 1, generator=g).squeeze(1)
     judge = lambda images: {"class_logits": images}  # noqa: E731  (the "images" are the logits)
     assert fit_temperature(judge, logits, labels) == pytest.approx(2.0, rel=0.1)
