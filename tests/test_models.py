@@ -180,13 +180,17 @@ def test_an_mlp_decoder_mirrors_its_encoder():
 
 
 def test_a_resmlp_has_one_residual_block_per_width_entry_each_adding_its_input():
+    """P App. A.4.2: ``widths`` gives the width (its first entry) and the number of blocks (its length)."""
     from geovae_core.models import Residual
 
-    config = ExperimentConfig(model="resmlp", widths=(24, 24, 24), latent_dim=3, activation="relu", init_std=None)
+    config = ExperimentConfig(model="resmlp", widths=(24, 5, 5), latent_dim=3, activation="relu", init_std=None)
     model = build_model(config, (1, 28, 28))
     for part in (model.encoder, model.decoder):
         blocks = [m for m in part.modules() if isinstance(m, Residual)]
-        assert len(blocks) == 3 and all(_linear_sizes(b) == [(24, 24), (24, 24)] for b in blocks)
+        assert len(blocks) == 3
+        for block in blocks:  # linear, activation, linear
+            assert [type(m) for m in block.block] == [nn.Linear, nn.ReLU, nn.Linear]
+            assert _linear_sizes(block) == [(24, 24), (24, 24)]
     assert _linear_sizes(model.encoder)[0] == (784, 24) and _linear_sizes(model.encoder)[-1] == (24, 6)
     block = Residual(nn.Linear(4, 4))
     x = torch.randn(5, 4)
@@ -203,14 +207,25 @@ def test_conv_autoencoders_keep_height_and_width_apart():
 
 
 def test_a_vq_ae_codes_each_image_as_a_map_of_the_configured_shape():
+    """P App. A.5 (VQ-VAE's convention): a 1 x 1 convolution turns the last features into one code
+    vector per position, pooled to ``map_shape``; another turns codes back into features."""
     config = ExperimentConfig(
-        model="conv_map", latent="point", widths=(4, 8), latent_dim=6, map_shape=(3, 5), activation="relu"
+        model="conv_map", latent="point", widths=(4, 8, 16), latent_dim=6, map_shape=(3, 5), activation="relu"
     )
-    model = build_model(config, (1, 28, 28))
-    mu, logvar = model.encode(torch.rand(2, 1, 28, 28))
+    model = build_model(config, (3, 32, 32))
+    mu, logvar = model.encode(torch.rand(2, 3, 32, 32))
     assert mu.shape == (2, 6, 3, 5) and logvar is None
     images = model.decode(torch.randn(2, 6, 3, 5))
-    assert images.shape == (2, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert images.shape == (2, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+    to_codes = [m for m in model.encoder if isinstance(m, nn.Conv2d)][-1]
+    from_codes = [m for m in model.decoder if isinstance(m, nn.Conv2d)][0]
+    assert to_codes.weight.shape == (6, 16, 1, 1) and from_codes.weight.shape == (16, 6, 1, 1)
+
+
+def test_every_family_records_its_latent_size_and_image_shape():
+    for family, settings in ACTIVATED.items():
+        model = build_model(ExperimentConfig(model=family, **settings), (1, 28, 28))
+        assert (model.latent_dim, model.image_shape) == (settings["latent_dim"], (1, 28, 28)), family
 
 
 def test_a_pool_is_refused_unless_the_latent_is_the_cluster_centres():
