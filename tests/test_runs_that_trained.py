@@ -25,7 +25,7 @@ K_AE = ExperimentConfig(
 
 
 def test_the_constant_model_is_the_training_mean_image_and_a_perfect_model_each_image_itself():
-    (constant, perfect), = constant_model_losses(K_AE).values()
+    ((constant, perfect),) = constant_model_losses(K_AE).values()
     assert 150 < constant < 260  # BCE of the mean image on continuous MNIST, nats per image
     assert 30 < perfect < 60  # the summed pixel entropies of grey levels (about 45 on the full test set)
     assert constant_model_losses(K_AE.replace(binarize=True))["test_recon"][1] < 1  # binarised: nearly 0
