@@ -40,8 +40,10 @@ def main() -> int:
     print(f"\nmutation score per module (the working tree copied at {source}; -dirty: with changes not committed):")
     for module, killed, total, counts in rows:
         share = f"{100 * killed / total:5.1f} %" if total else "    -  "
+        checked = total - counts["not checked"]
+        of_checked = f"; {100 * killed / checked:5.1f} % of the {checked} checked" if counts["not checked"] else ""
         detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        print(f"  {module:9s} {share}  {killed:4d} / {total:<4d} killed  ({detail})")
+        print(f"  {module:9s} {share}  {killed:4d} / {total:<4d} killed{of_checked}  ({detail})")
     killed, total = sum(r[1] for r in rows), sum(r[2] for r in rows)
     if total:
         print(f"  {'all':9s} {100 * killed / total:5.1f} %  {killed:4d} / {total:<4d} killed")
