@@ -419,7 +419,7 @@ def test_a_hook_metric_that_becomes_infinite_in_the_last_epoch_keeps_only_the_fi
 
     with pytest.raises(
         TrainingDivergedError,
-        match=r"shallow_mlp/sampled mnist z=3 .*: spread of epoch 2 not finite after "
+        match=r"shallow_mlp/sampled mnist recon\+kl z=3 .*: spread of epoch 2 not finite after "
         r"training; nothing was cached",
     ):
         run(TINY, hooks={"spread": spread}, progress=False)
