@@ -159,8 +159,9 @@ def test_the_quality_metric_s_feature_network_is_relu_whatever_the_config_says(a
     config = ExperimentConfig(model="mlp_classifier", activation=activation, latent_dim=8, hidden_dim=16)
     model = build_model(config, (1, 28, 28))
     assert {type(m) for m in model.modules() if type(m) in ACTIVATIONS.values()} == {nn.ReLU}
-    features = model(torch.rand(16, 1, 28, 28))["features"]
-    assert features.min() >= 0 and (features == 0).any()
+    out = model(torch.rand(16, 1, 28, 28))
+    assert out["features"].min() >= 0 and (out["features"] == 0).any()
+    assert out["features"].shape == (16, 8) and out["class_logits"].shape == (16, 10)  # MNIST's ten digits
 
 
 def _linear_sizes(module) -> list:
