@@ -111,7 +111,8 @@ def test_a_write_killed_midway_leaves_no_entry_and_no_temp_file(cache, monkeypat
 def test_a_nan_loss_stops_with_a_clear_error_and_caches_nothing(cache, monkeypatch):
     monkeypatch.setitem(losses.LOSS_TERMS, "kl", lambda x, y, out, config: out["mu"].sum(1) * math.nan)
     with pytest.raises(
-        TrainingDivergedError, match=r"shallow_mlp/sampled mnist recon\+kl z=3 .*loss became nan in epoch 1; nothing was cached"
+        TrainingDivergedError,
+        match=r"shallow_mlp/sampled mnist recon\+kl z=3 .*loss became nan in epoch 1; nothing was cached",
     ):
         run(TINY, progress=False)
     assert _entries(cache) == []
