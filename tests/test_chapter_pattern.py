@@ -61,6 +61,8 @@ def test_the_template_chapter_builds_in_the_smoke_profile_and_its_measures_follo
     assert done.returncode == 0, done.stderr[-3000:]
     executed = nbformat.read(out, as_version=4)
     headline = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
-    assert "N0-small-perturbations-barely-change: 0: " in headline and "→ " in headline
+    line = next(x for x in headline.splitlines() if x.startswith("N0-small-perturbations-barely-change: "))
+    # its measure per seed and verdict, or (where its smoke runs did not train) the verdict alone
+    assert line.endswith("runs did not train") or ("0: " in line and "→ " in line), line
     params = type("P", (), {"seeds": [0, 1]})
     assert isinstance(template.Measuring(params, None), ClaimMeasures)

@@ -88,6 +88,9 @@ def test_a_numerical_change_in_the_library_fails_nbval_and_the_committed_project
     assert committed.returncode == 0, committed.stdout[-3000:]
     package = tmp_path / "changed"
     shutil.copytree(REPO / "geovae_core", package / "geovae_core", ignore=shutil.ignore_patterns("__pycache__"))
+    # the package reads the table of contents and the chapter's source beside it, as in the repository
+    shutil.copy(REPO / "_toc.yml", package / "_toc.yml")
+    shutil.copytree(REPO / "notebooks", package / "notebooks")
     losses = package / "geovae_core" / "losses.py"
     assert KL in losses.read_text(), "the KL term is no longer written as this test expects"
     losses.write_text(losses.read_text().replace(KL, KL.replace("-0.5 *", "-1.0 *")))
