@@ -40,8 +40,9 @@ def _nbval(path: Path, package: Path | None = None) -> subprocess.CompletedProce
     """nbval on one notebook in smoke; with ``package``, a folder holding a copy of ``geovae_core``
     that the kernel imports in place of the repository's."""
     env = {**os.environ, "GEOVAE_PROFILE": "smoke", "OMP_NUM_THREADS": "1"}
-    if package is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package), env.get("PYTHONPATH")]))
+    # the repository on the path for tools.nbval_numbers (the comparison within 1% that the project's
+    # pytest configuration loads); a changed package, where given, ahead of it
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(package or ""), str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
         [
             sys.executable,
@@ -52,6 +53,8 @@ def _nbval(path: Path, package: Path | None = None) -> subprocess.CompletedProce
             os.devnull,
             "-p",
             "no:cacheprovider",
+            "-p",
+            "tools.nbval_numbers",
             "--nbval-lax",
             "--nbval-current-env",
             "--rootdir",

@@ -1,8 +1,8 @@
 """What every chapter notebook does first and last (``geovae_core.notebook``): the "Run this
 chapter" box shows in JupyterLab as in the book (HTML, no MyST), its command passes lists with
 ``-y``; controls are gathered seed by seed; the claims' criteria are listed once for the prose;
-and the headline nbval keeps is rounded (losses to three significant digits, claim measures to
-two and no finer than 0.01) so that CPUs of either vendor print the same."""
+and the headline nbval keeps marks each measured number (``≈``, three significant digits) for
+``tools/nbval_numbers.py``'s comparison within 1%."""
 
 import base64
 import re
@@ -56,7 +56,7 @@ def test_each_criterion_is_listed_once_with_its_threshold_for_the_prose():
     assert text.count("*smooth paths*") == 1 and "≤ 2" in text and "*barely changes*: RMS pixel change" in text
 
 
-def test_the_headline_gives_losses_to_three_digits_claims_to_two_and_no_measure_of_runs_that_did_not_train():
+def test_the_headline_marks_measured_numbers_to_three_digits_and_leaves_out_runs_that_did_not_train():
     def run(seed, loss):
         config = SimpleNamespace(seed=seed, key=lambda: f"k{seed}", label=lambda: f"mlp seed={seed}")
         return SimpleNamespace(config=config, history=[{"epoch": 1, "train_loss": 9.0}, {"train_loss": loss}])
@@ -65,8 +65,8 @@ def test_the_headline_gives_losses_to_three_digits_claims_to_two_and_no_measure_
     claims = [_claim(BARELY_CHANGES, {0: 0.0123456, 1: 0.5}), _claim(BARELY_CHANGES, {0: 1.77, 1: -0.001}), stuck]
     text = headline_text(claims, [run(1, 2.0), run(0, 149.87654)])
     assert text.splitlines() == [
-        "mlp seed=0, 2 epochs: train_loss 150",
-        "N1-x: 0: 0.01, 1: 0.5 → mixed",
-        "N1-x: 0: 1.8, 1: 0 → mixed",
+        "mlp seed=0, 2 epochs: train_loss ≈150",
+        "N1-x: 0: ≈0.0123, 1: ≈0.5 → mixed",
+        "N1-x: 0: ≈1.77, 1: ≈-0.001 → mixed",
         "N1-y: runs did not train",  # an untrained run's measure moves with the CPU's kernels: not kept
     ]
