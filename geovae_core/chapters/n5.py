@@ -168,10 +168,11 @@ class Measuring:
             measuring.original[s] = {p: quality.score(decode(model, z)) for p, z in measuring.codes[s].items()}
         return measuring
 
-    def draw(self, seed: int) -> dict:
+    def draw(self, seed: int, stream: int = 1000) -> dict:
         """The codes of one seed, {panel: codes [n, D]}: μ of ``n`` held-out images outside the
-        protocol's reference and floor, one draw from N(μ, σ²) around each, and n draws from N(0, I)."""
-        n, sampler = self.quality.n, torch.Generator().manual_seed(1000 + seed)
+        protocol's reference and floor, one draw from N(μ, σ²) around each, and n draws from N(0, I)
+        (``stream`` + seed seeds the draws)."""
+        n, sampler = self.quality.n, torch.Generator().manual_seed(stream + seed)
         with torch.no_grad():
             mu, logvar = self.vaes[seed].model.encode(self.quality.inputs(n))
         eps = torch.randn(n, mu.shape[1], generator=sampler).to(mu.device)
@@ -203,9 +204,9 @@ class Measuring:
         return out
 
     def controls(self, runs: dict, seed: int) -> dict:
-        """Each claim's measure, for one seed, on real models without and with the effect: the next
-        seed's VAE on its own samples around its μ, and on this seed's prior draws (a whole VAE of
-        the same recipe decodes both as well as the original); the VAE's decoder at its
+        """Each claim's measure, for one seed, on real models without and with the effect: the VAE
+        itself on a second draw of samples around μ, and the next seed's VAE on this seed's prior
+        draws (a whole VAE decodes both as well as the original); the VAE's decoder at its
         initialisation (it decodes no digit at all); a decoder that can only return training images
         (its paths jump) and the decoder at its initialisation (its paths are even by nature). (The
         new decoder on μ itself, the codes it was trained on, scores an excess below the protocol's
@@ -215,12 +216,12 @@ class Measuring:
         codes, original = self.codes[seed], self.original[seed]
         at_init = initial_model(self.vaes[seed].config)
         untrained = {panel: excess_ratio(score(decode(at_init, codes[panel])), original[panel]) for panel in "ac"}
-        theirs = self.vaes[other].model
+        theirs, again = self.vaes[other].model, self.draw(seed, stream=2000)["a"]
         return {
             "N5-a-samples-around-mu": (
                 (
-                    excess_ratio(self.original[other]["a"], original["a"]) if other != seed else math.nan,
-                    "the next seed's VAE (same recipe, its own decoder) on its own samples around μ",
+                    excess_ratio(score(decode(self.vaes[seed].model, again)), original["a"]),
+                    "the VAE itself on a second draw of samples around μ (its own decoder, trained on such samples)",
                 ),
                 (untrained["a"], "the VAE's decoder at its initialisation, on the same samples around μ"),
             ),
