@@ -192,11 +192,25 @@ def decode(model, z: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     return images.view(*z.shape[:-1], *images.shape[1:])
 
 
+EXPOSURES = 64  # codes each frame of an exposed perturbation path averages over
+
+
 @torch.no_grad()
-def perturbation_paths(model, codes: torch.Tensor, dims, deltas) -> torch.Tensor:
+def perturbation_paths(
+    model, codes: torch.Tensor, dims, deltas, exposed: torch.Generator | None = None
+) -> torch.Tensor:
     """Decoded paths codes + delta along one dimension at a time (P Figs 4b, 7; R Fig 3.2):
-    codes [N, D] -> images [N, len(dims), len(deltas), C, H, W]."""
-    return decode(model, perturb(codes, dims, deltas))
+    codes [N, D] -> images [N, len(dims), len(deltas), C, H, W]. ``exposed`` (the control of paths
+    that jump, ``NearestImageDecoder``): each frame averages ``EXPOSURES`` codes spread evenly over
+    its own stretch of the path (δ within half a spacing either side, at a phase drawn from the
+    generator), so that a decoder that jumps changes in the frames its boundary falls between, in
+    proportion to where the boundary lies, rather than always in one whole step."""
+    if exposed is None:
+        return decode(model, perturb(codes, dims, deltas))
+    deltas = torch.as_tensor(deltas, dtype=codes.dtype)
+    phase = float(torch.rand(1, generator=exposed))
+    offsets = ((torch.arange(EXPOSURES) + phase) / EXPOSURES - 0.5) * float(deltas[1] - deltas[0])
+    return sum(decode(model, perturb(codes, dims, deltas + offset)) for offset in offsets) / EXPOSURES
 
 
 @torch.no_grad()

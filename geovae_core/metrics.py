@@ -276,11 +276,12 @@ def digit_like(images: torch.Tensor, base: torch.Tensor, judge: SampleQuality) -
 
 def excess_ratio(score: dict, reference: dict) -> float:
     """How many times further from the data than ``reference`` a scored set is: the ratio of
-    their FD excesses over the floor (``criteria.COMPARABLE`` and ``FAR_WORSE`` read this). An
-    excess below the protocol's resolution (half the width of the floor's bootstrap interval)
-    cannot be told from the data: a negative excess counts as 0, and a reference's excess as at
-    least that resolution."""
-    return max(score["excess"], 0.0) / max(reference["excess"], reference["resolution"], 1e-9)
+    their FD excesses over the floor (``criteria.COMPARABLE`` and ``FAR_WORSE`` read this). A
+    reference's excess below the protocol's resolution (half the width of the floor's bootstrap
+    interval) cannot be told from the data and counts as that resolution; a scored set closer to
+    the data than the floor's estimate keeps its negative excess (a negative ratio: as close as
+    the data, by how much the estimate says)."""
+    return score["excess"] / max(reference["excess"], reference["resolution"], 1e-9)
 
 
 def pairwise_rms(images: torch.Tensor, pairs: int = 2000, seed: int = 0) -> float:

@@ -6,6 +6,8 @@ import torch
 from conftest import tiny_config
 from geovae_core import ExperimentConfig
 from geovae_core.geometry import (
+    EXPOSURES,
+    NearestImageDecoder,
     _umap_kernels_cached,
     cv_nnd,
     distances,
@@ -411,3 +413,18 @@ def test_nearest_neighbour_distances_are_batched_over_any_number_of_leading_dims
     for i in range(2):
         for j in range(3):
             assert torch.equal(batched[i, j], nearest_neighbour_sq_distances(z[i, j]))
+
+
+def test_an_exposed_path_splits_a_jump_between_the_frames_its_boundary_falls_between():
+    # two training images, their codes at -1 and +1: the nearest-image decoder jumps at code 0
+    decoder = NearestImageDecoder(torch.tensor([[-1.0], [1.0]]), torch.tensor([0.0, 1.0]).view(2, 1, 1, 1))
+    deltas = torch.linspace(-3, 3, 13)  # frames every 0.5
+    on_a_frame, between_frames = torch.tensor([[0.0]]), torch.tensor([[0.25]])
+    plain = unevenness(perturbation_paths(decoder, on_a_frame, [0], deltas))
+    assert float(plain) == pytest.approx(12.0)  # one whole step, wherever the boundary lies
+    # the boundary on a frame: that frame straddles it, half of each image: two half steps
+    split = unevenness(perturbation_paths(decoder, on_a_frame, [0], deltas, torch.Generator().manual_seed(0)))
+    assert 6.0 <= float(split) <= 6.0 + 12 / EXPOSURES
+    # the boundary half-way between two frames: each frame's stretch lies on one side, one whole step
+    whole = unevenness(perturbation_paths(decoder, between_frames, [0], deltas, torch.Generator().manual_seed(0)))
+    assert float(whole) == pytest.approx(12.0)

@@ -138,7 +138,8 @@ def test_excess_ratio_reads_fd_above_the_floor_at_the_protocol_s_resolution():
     assert excess_ratio({"excess": 30.0, "resolution": 1.0}, {"excess": 10.0, "resolution": 1.0}) == 3.0
     # a reference as close to the data as real images: its excess counts as the resolution
     assert excess_ratio({"excess": 4.0, "resolution": 2.0}, {"excess": -3.0, "resolution": 2.0}) == 2.0
-    assert excess_ratio({"excess": -1.0, "resolution": 2.0}, {"excess": 5.0, "resolution": 2.0}) == 0.0
+    # a set closer to the data than the floor's estimate keeps its negative excess (not pinned at 0)
+    assert excess_ratio({"excess": -1.0, "resolution": 2.0}, {"excess": 5.0, "resolution": 2.0}) == -0.2
 
 
 def test_images_to_encode_are_neither_the_reference_nor_the_floor(monkeypatch):

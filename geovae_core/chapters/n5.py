@@ -179,11 +179,11 @@ class Measuring:
         prior = torch.randn(n, mu.shape[1], generator=sampler).to(mu.device)
         return {"mu": mu, "a": mu + torch.exp(0.5 * logvar) * eps, "c": prior}
 
-    def paths(self, model, seed: int) -> torch.Tensor:
+    def paths(self, model, seed: int, exposed: torch.Generator | None = None) -> torch.Tensor:
         """Perturbation paths μ_i + δ of ``n_paths`` held-out images along every latent dimension:
-        [n_paths, D, len(PATH_DELTAS), C, H, W]."""
+        [n_paths, D, len(PATH_DELTAS), C, H, W] (``exposed``: see ``geometry.perturbation_paths``)."""
         mu = self.codes[seed]["mu"][: self.params.n_paths]
-        return perturbation_paths(model, mu, range(mu.shape[1]), PATH_DELTAS)
+        return perturbation_paths(model, mu, range(mu.shape[1]), PATH_DELTAS, exposed)
 
     def __call__(self, runs: dict, final: bool) -> dict:
         """{claim id: {seed: value}} for the new decoders of one stage against the whole VAEs
@@ -234,9 +234,9 @@ class Measuring:
             ),
             "N5-b-perturbations-smooth": (
                 (
-                    paths_unevenness(self.paths(self.nearest(seed), seed)),
+                    paths_unevenness(self.paths(self.nearest(seed), seed, torch.Generator().manual_seed(seed))),
                     f"the same codes decoded to the nearest of {NEAREST_POOL:,} encoded training digits "
-                    "(it can only jump)",
+                    "(it can only jump; each frame spread over its stretch of the path)",
                 ),
                 (
                     paths_unevenness(self.paths(at_init, seed)),

@@ -237,12 +237,13 @@ class Measuring:
         judge = SampleQuality("mnist", 200, params.device, progress=False)
         return cls(params, tests, splits["mnist"][3], judge, pools)
 
-    def paths(self, model, dataset: str, decoder=None) -> torch.Tensor:
+    def paths(self, model, dataset: str, decoder=None, exposed: torch.Generator | None = None) -> torch.Tensor:
         """Decoded paths μ_i + δ of the first ``n_paths`` test images, every latent dimension; the
-        codes are the model's, ``decoder`` (anything with ``decode``) decodes them in its place."""
+        codes are the model's, ``decoder`` (anything with ``decode``) decodes them in its place
+        (``exposed``: see ``geometry.perturbation_paths``)."""
         with torch.no_grad():
             mu = model.encode(self.tests[dataset][: self.params.n_paths])[0]
-        return perturbation_paths(decoder or model, mu, range(mu.shape[1]), PATH_DELTAS)
+        return perturbation_paths(decoder or model, mu, range(mu.shape[1]), PATH_DELTAS, exposed)
 
     def nearest(self, model, dataset: str) -> NearestImageDecoder:
         """The control decoder that returns the training image whose code (``model``'s) is nearest."""
@@ -312,7 +313,8 @@ class Measuring:
         jumps, even = {}, {}
         for d in DATASETS:
             model = runs[d, seed].model
-            jumps[d] = paths_unevenness(self.paths(model, d, self.nearest(model, d)))
+            exposed = torch.Generator().manual_seed(seed)
+            jumps[d] = paths_unevenness(self.paths(model, d, self.nearest(model, d), exposed))
             even[d] = paths_unevenness(self.paths(model, d, initial_model(runs[d, seed].config)))
         start = codebook_at_start(runs["book", seed].config)
         with torch.no_grad():
@@ -320,7 +322,8 @@ class Measuring:
         digits = self.read(self.digits(seed))
         size = self.params.codebook_size
         nearest = (
-            f"the same codes decoded to the nearest of {NEAREST_POOL:,} encoded training images (it can only jump)"
+            f"the same codes decoded to the nearest of {NEAREST_POOL:,} encoded training images "
+            "(it can only jump; each frame spread over its stretch of the path)"
         )
         at_init = "the same codes decoded by the model's decoder at its initialisation (even by nature)"
         at_start = f"the {size} codes as training starts them, decoded by the decoder at its initialisation"

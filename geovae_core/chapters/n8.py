@@ -138,11 +138,13 @@ def averaged_centre(model, images: torch.Tensor, epochs: int, batch: int, genera
     return {"shrink": averaged, "relative": averaged / drifted}
 
 
-def centre_paths(model, decoder=None) -> torch.Tensor:
+def centre_paths(model, decoder=None, exposed: torch.Generator | None = None) -> torch.Tensor:
     """The paths v + δ e_d, δ from −3 to +3, for every latent dimension d, decoded by ``model``
-    (or ``decoder`` in its place, the controls): [D, T, C, H, W]."""
+    (or ``decoder`` in its place, the controls; ``exposed``: see ``geometry.perturbation_paths``):
+    [D, T, C, H, W]."""
     v = model.codebook.codes[:1].detach()
-    return perturbation_paths(decoder or model, v, range(v.shape[1]), torch.linspace(-3, 3, PATH_STEPS))[0]
+    deltas = torch.linspace(-3, 3, PATH_STEPS)
+    return perturbation_paths(decoder or model, v, range(v.shape[1]), deltas, exposed)[0]
 
 
 def worst(values, highest: bool = False) -> float:

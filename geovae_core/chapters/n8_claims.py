@@ -237,7 +237,7 @@ class Measuring:
             run = runs["centres", d, seed]
             with torch.no_grad():
                 nearest = NearestImageDecoder(run.model.encode(self.pools[d])[0], self.pools[d])
-            jumps[d] = paths_unevenness(centre_paths(run.model, nearest))
+            jumps[d] = paths_unevenness(centre_paths(run.model, nearest, torch.Generator().manual_seed(seed)))
             even[d] = paths_unevenness(centre_paths(run.model, initial_model(run.config)))
             averaged[d] = averaged_centre(run.model, self.pools[d], run.config.epochs, p.batch_size, generator)
         anneal = self.details[seed]["anneal"]
@@ -248,7 +248,8 @@ class Measuring:
             out[SMOOTH_IDS[group]] = (
                 (
                     least(jumps),
-                    f"the same paths decoded to the nearest of {NEAREST_POOL:,} training images (they jump)",
+                    f"the same paths decoded to the nearest of {NEAREST_POOL:,} training images "
+                    "(they jump; each frame spread over its stretch of the path)",
                 ),
                 (least(even), "the same paths decoded by the decoder at its initialisation (even by nature)"),
             )
