@@ -16,7 +16,7 @@ ifeq ($(origin GEOVAE_DATA), undefined)
   endif
 endif
 
-.PHONY: env book test check lint lab strip bench mutation clean
+.PHONY: env book test check lint lab strip parameters bench mutation clean
 
 # The environment's kernels log at ERROR, not WARNING: a kernel that papermill (by hand) or
 # JupyterLab starts listens on local TCP, and ipykernel then prints at every start that its traffic
@@ -74,6 +74,10 @@ lab: env
 
 strip: env
 	$(BIN)/python -m geovae_core.runner --store
+
+# Only the chapters' parameters cells, rewritten from their settings (seconds; executes nothing).
+parameters: env
+	$(BIN)/python -m geovae_core.runner --annotate
 
 # About 8 minutes on an idle 2-core CPU (7.4 min measured); the timings mean little while other work runs.
 bench: env

@@ -280,17 +280,27 @@ def listing(profile: str) -> list:
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
-def store(notebook: Path) -> None:
-    """Rewrite a source notebook as git keeps it: a chapter's parameters cell typed and annotated
-    with its profile values (``profiles.annotated_parameters``), then executed once in ``smoke``,
-    with outputs kept only in the cells nbval compares (marked ``# NBVAL_CHECK_OUTPUT``)."""
-    if notebook in pages.chapters():
-        source = nbformat.read(notebook, as_version=4)
-        settings = chapter(notebook_id(notebook)).settings
-        for cell in source.cells:
-            if "parameters" in cell.metadata.get("tags", []):
-                cell.source = annotated_parameters(settings, cell.source)
+def annotate(notebook: Path) -> bool:
+    """Rewrite a chapter's parameters cell typed and annotated with its profile values
+    (``profiles.annotated_parameters``), executing nothing; True when the cell changed."""
+    if notebook not in pages.chapters():
+        return False
+    source = nbformat.read(notebook, as_version=4)
+    settings, changed = chapter(notebook_id(notebook)).settings, False
+    for cell in source.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            annotated = annotated_parameters(settings, cell.source)
+            changed, cell.source = changed or annotated != cell.source, annotated
+    if changed:
         nbformat.write(source, notebook)
+    return changed
+
+
+def store(notebook: Path) -> None:
+    """Rewrite a source notebook as git keeps it: its parameters cell annotated (``annotate``),
+    then executed once in ``smoke``, with outputs kept only in the cells nbval compares (marked
+    ``# NBVAL_CHECK_OUTPUT``)."""
+    annotate(notebook)
     smoke = pages.EXECUTED / f"{notebook.stem}.store.ipynb"
     pages.EXECUTED.mkdir(exist_ok=True)
     papermill.execute_notebook(
@@ -358,6 +368,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--store", action="store_true", help="rewrite the source notebooks as git keeps them (checked outputs only)"
     )
+    parser.add_argument(
+        "--annotate",
+        action="store_true",
+        help="rewrite only the chapters' parameters cells from their settings (types, quick and paper values), "
+        "executing nothing",
+    )
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(listing(args.profile)))
@@ -370,6 +386,11 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.annotate:
+        for notebook in notebooks:
+            if annotate(notebook):
+                print(f"{notebook.name}: parameters cell rewritten from its settings")
+        return 0
     if args.store:
         for notebook in notebooks:
             store(notebook)

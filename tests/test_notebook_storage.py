@@ -160,7 +160,7 @@ def test_papermill_explains_every_knob_with_its_type_and_profile_values(notebook
     settings = chapter(notebook.stem.split("-")[0]).settings
     cell = next(c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
     assert cell.source == annotated_parameters(settings, cell.source), (
-        "the parameters cell is not annotated: run make strip"
+        "the parameters cell is not annotated: run make parameters"
     )
     inferred = papermill.inspect_notebook(str(notebook))
     quick = settings.profile("quick")

@@ -297,3 +297,21 @@ def test_a_chapter_with_an_unwritable_results_folder_fails_before_it_trains(tmp_
     namespace = {"profile": "smoke", **dict.fromkeys(n1.SETTINGS.knobs())}
     with pytest.raises(ResultsNotWritableError, match=r"cannot write the results folder .*a-file/results/runs"):
         ChapterPage(n1.CHAPTER).parameters(namespace)
+
+
+def test_annotate_rewrites_a_stale_parameters_cell_from_the_settings_and_executes_nothing(tmp_path, monkeypatch):
+    source = next(n for n in pages.chapters() if n.name.startswith("N5-"))
+    copy = tmp_path / source.name
+    notebook = nbformat.read(source, as_version=4)
+    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    annotated = cell.source
+    assert "train_size: int = None  # training images; 60000 is all [quick 20000, paper 60000]" in annotated
+    stale = annotated.replace("[quick 20000, paper 60000]", "[quick 1, paper 2]")
+    cell.source = stale.replace(": int = None", " = None")
+    nbformat.write(notebook, copy)
+    monkeypatch.setattr(pages, "chapters", lambda: [copy])
+    monkeypatch.setattr(runner.papermill, "execute_notebook", lambda *a, **k: pytest.fail("annotate executed"))
+    assert runner.annotate(copy)
+    rewritten = next(c for c in nbformat.read(copy, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assert rewritten.source == annotated
+    assert not runner.annotate(copy)  # already as the settings say: left alone

@@ -24,7 +24,7 @@ SETTINGS = Settings(
         manifold_epochs=30,
         epochs=10,
         batch_size=100,
-        train_size=20000,
+        train_size=10000,
         test_size=10000,
         optimizer="adagrad",
         lr_candidates=[0.01, 0.02, 0.1],
@@ -36,7 +36,7 @@ SETTINGS = Settings(
         init_std=0.1,
         output_bias_at_mean=True,
         adagrad_accumulator=0.1,
-        iw_samples=500,
+        iw_samples=250,
         iw_test_size=1000,
     ),
     smoke=dict(

@@ -37,7 +37,7 @@ SETTINGS = Settings(
         cnn_widths=[16, 32, 64, 128],
         celeba_epochs=5,
         batch_size=128,
-        train_size=10000,
+        train_size=7500,
         coverage_size=1000,
     ),
     # smoke's latents are 2-d and its coverage reads quick's 1,000 codes and prior samples: in 16
