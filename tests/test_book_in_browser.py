@@ -57,7 +57,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--no-first-run",
     "--disable-sync",
-    "--window-size=1400,1000",
+    "--window-size=1280,1000",  # the issue's reading width: every table and run box fits it
 ]
 FIGURE_AS_TEXT = re.compile(r"<Figure size \d+x\d+ with \d+ Axes>")
 LONGEST_SCREENSHOT = 30_000  # CSS pixels
@@ -288,6 +288,16 @@ def browser(smoke_book, tmp_path_factory):
 
 
 _PAGE_FACTS = """
+// an element a reader cannot see whole: its own content scrolls, a scrolling box around it
+// scrolls, or it runs past the window's right edge
+function cutOff(e) {
+  if (e.scrollWidth > e.clientWidth + 1) return true;
+  for (let a = e.parentElement; a && a.tagName !== "ARTICLE"; a = a.parentElement) {
+    const overflow = getComputedStyle(a).overflowX;
+    if (overflow !== "visible" && a.scrollWidth > a.clientWidth + 1) return true;
+  }
+  return e.getBoundingClientRect().right > document.documentElement.clientWidth + 1;
+}
 const outputs = Array.from(document.querySelectorAll("div.cell_output"));
 const navLinks = Array.from(document.querySelectorAll("nav.bd-docs-nav a.reference"));
 const ledgerRows = Array.from(document.querySelectorAll("article table")).filter(
@@ -308,6 +318,8 @@ return {
   nav: navLinks.map(a => a.href.split("#")[0]),
   navCaptions: Array.from(document.querySelectorAll("nav.bd-docs-nav p.caption")).map(p => p.innerText.trim()),
   ledgerRows: ledgerRows,
+  cutOff: Array.from(document.querySelectorAll("article table, article pre.geovae-command")).filter(cutOff)
+      .map(e => e.tagName.toLowerCase() + ": " + e.innerText.slice(0, 80).replace(/\\s+/g, " ")),
 };
 """
 
@@ -367,6 +379,7 @@ def test_page_in_the_browser(page, browser, monkeypatch):
         problems.append("a cell output shows a traceback")
     problems += [f"a figure shows as text, not an image: {m}" for m in FIGURE_AS_TEXT.findall(facts["outputText"])]
     problems += [f"a figure without an image: {f}" for f in facts["figuresWithoutImage"]]
+    problems += [f"cut off at 1280 px (needs a sideways scroll): {e}" for e in facts["cutOff"]]
     favicon = [e for e in facts["console"] if e["level"] == "SEVERE" and "favicon.ico" in e["message"]]
     problems += [
         f"console {e['level']}: {e['message']}" for e in facts["console"] if e["level"] == "SEVERE" and e not in favicon
