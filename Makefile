@@ -86,7 +86,7 @@ bench: env
 	$(BIN)/python benchmarks/bench_geometry.py
 
 # Mutation testing (not part of make test or CI; an hour or more on 2 cores): mutmut (configured in
-# pyproject.toml) mutates losses, models, geometry, metrics, criteria, verdicts and data in a copy of
+# pyproject.toml) mutates losses, models, geometry, metrics, judges, criteria, verdicts and data in a copy of
 # this checkout under _build/mutation, runs the fast tests that cover each mutant, one thread, at
 # low priority, then prints the share of mutants killed per module. Results are kept there: a later
 # run tests only new or changed mutants; MUTANTS="geovae_core.losses.x_kl*" reruns the ones named.

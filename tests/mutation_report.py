@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-MODULES = ("losses", "models", "geometry", "metrics", "criteria", "verdicts", "data")
+MODULES = ("losses", "models", "geometry", "metrics", "judges", "criteria", "verdicts", "data")
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a failed test, pytest's internal error,
 # a timeout (SIGXCPU), the worker's own timeout
 KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}

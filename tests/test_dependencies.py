@@ -77,3 +77,9 @@ def test_digests_ignore_docstrings_comments_and_layout(tmp_path):
     assert dependencies.syntax_dump(a) == dependencies.syntax_dump(b)
     b.write_text("def f(x):\n    return x + 2\n")
     assert dependencies.syntax_dump(a) != dependencies.syntax_dump(b)
+
+
+def test_the_pure_measures_stand_below_the_cache_and_the_judges_above_it():
+    measures = closure(["from geovae_core.metrics import frechet_distance"])
+    assert not {"cache", "judges", "data", "training"} & measures, measures
+    assert {"cache", "metrics"} <= closure(["from geovae_core.judges import SampleQuality"])

@@ -79,7 +79,7 @@ def test_frechet_distance_grows_with_a_change_of_spread():
 
 
 def _faces(monkeypatch, n_train=200, n_test=100):
-    import geovae_core.metrics as metrics
+    import geovae_core.judges as judges
     from geovae_core.data import ImageDataset
 
     g = torch.Generator().manual_seed(0)
@@ -87,13 +87,13 @@ def _faces(monkeypatch, n_train=200, n_test=100):
     data = ImageDataset(
         "faces", images[:n_train], torch.full((n_train,), -1), images[n_train:], torch.full((n_test,), -1), ()
     )
-    monkeypatch.setattr(metrics, "load_dataset", lambda name: data)
-    return metrics, images[n_train:]
+    monkeypatch.setattr(judges, "load_dataset", lambda name: data)
+    return judges, images[n_train:]
 
 
 def test_the_pixel_pca_sample_quality_space_for_unlabelled_data(monkeypatch):
-    metrics, test_images = _faces(monkeypatch)
-    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
+    judges, test_images = _faces(monkeypatch)
+    quality = judges.SampleQuality("faces", n=100, device="cpu", components=8)
     direction = quality.basis[:, 0].view(1, 3, 8, 8)  # move along the first principal component
     same, moved = quality.score(test_images), quality.score(test_images + 2.0 * direction)
     assert same["fd"] == pytest.approx(0.0, abs=1e-6) and moved["fd"] == pytest.approx(4.0, rel=1e-3)
@@ -102,13 +102,13 @@ def test_the_pixel_pca_sample_quality_space_for_unlabelled_data(monkeypatch):
 
 
 def test_the_protocol_scores_exactly_n_images_against_a_real_data_floor(monkeypatch):
-    metrics, test_images = _faces(monkeypatch, n_test=150)
-    quality = metrics.SampleQuality("faces", n=120, device="cpu", components=8)
+    judges, test_images = _faces(monkeypatch, n_test=150)
+    quality = judges.SampleQuality("faces", n=120, device="cpu", components=8)
     assert quality.n == 120 and quality.floor["fd"] > 0  # two real sets of 120 differ by chance
     assert quality.floor["excess"] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="exactly n = 120"):
         quality.score(test_images[:50])
-    capped = metrics.SampleQuality("faces", n=10_000, device="cpu", components=8)
+    capped = judges.SampleQuality("faces", n=10_000, device="cpu", components=8)
     assert capped.n == 150  # capped by the held-out images present
 
 
@@ -143,8 +143,8 @@ def test_excess_ratio_reads_fd_above_the_floor_at_the_protocol_s_resolution():
 
 
 def test_images_to_encode_are_neither_the_reference_nor_the_floor(monkeypatch):
-    metrics, test_images = _faces(monkeypatch, n_train=300, n_test=150)
-    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
+    judges, test_images = _faces(monkeypatch, n_train=300, n_test=150)
+    quality = judges.SampleQuality("faces", n=100, device="cpu", components=8)
     assert torch.equal(quality.inputs(50), test_images[100:150])
     assert torch.equal(quality.inputs(80), quality.data.train_images[100:180])  # too few test images left
     with pytest.raises(ValueError, match="fewer than 500"):
@@ -180,7 +180,7 @@ def test_alike_pairs_counts_pairs_closer_than_the_real_images_median_neighbour_g
 
 
 def test_the_fitted_temperature_recovers_the_one_the_labels_were_drawn_with():
-    from geovae_core.metrics import fit_temperature
+    from geovae_core.judges import fit_temperature
 
     g = torch.Generator().manual_seed(0)
     logits = 4 * torch.randn(1000, 10, generator=g)
@@ -192,7 +192,7 @@ def test_the_fitted_temperature_recovers_the_one_the_labels_were_drawn_with():
 
 
 def test_the_judge_is_the_documented_relu_mlp_trained_with_adam_on_the_class_labels():
-    from geovae_core.metrics import JUDGE, judge_config
+    from geovae_core.judges import JUDGE, judge_config
 
     config = judge_config("fashion_mnist", "cuda:1")
     assert (config.model, config.dataset, config.device) == ("mlp_classifier", "fashion_mnist", "cuda:1")
@@ -218,7 +218,7 @@ class _StubJudge(torch.nn.Module):
 def _judged(temperature: float = 1.0):
     from types import SimpleNamespace
 
-    from geovae_core.metrics import SampleQuality
+    from geovae_core.judges import SampleQuality
 
     quality = SampleQuality.__new__(SampleQuality)  # the protocol's readings, around a stub judge
     quality.run, quality.temperature = SimpleNamespace(model=_StubJudge()), temperature
@@ -265,8 +265,8 @@ def test_an_excess_ratio_against_a_reference_without_excess_or_resolution_stays_
 
 
 def test_the_protocol_s_resolution_and_excess_are_read_off_its_floor(monkeypatch):
-    metrics, test_images = _faces(monkeypatch, n_test=150)
-    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
+    judges, test_images = _faces(monkeypatch, n_test=150)
+    quality = judges.SampleQuality("faces", n=100, device="cpu", components=8)
     floor = quality.floor
     assert quality.resolution == pytest.approx((floor["fd_high"] - floor["fd_low"]) / 2) and quality.resolution > 0
     assert floor["resolution"] == pytest.approx(quality.resolution)  # the floor's own half-width
@@ -276,8 +276,8 @@ def test_the_protocol_s_resolution_and_excess_are_read_off_its_floor(monkeypatch
 
 
 def test_the_pixel_pca_centres_each_pixel_on_its_training_mean(monkeypatch):
-    metrics, _ = _faces(monkeypatch)
-    quality = metrics.SampleQuality("faces", n=100, device="cpu", components=8)
+    judges, _ = _faces(monkeypatch)
+    quality = judges.SampleQuality("faces", n=100, device="cpu", components=8)
     mean_image = quality.data.train_images.mean(0, keepdim=True)
     assert np.abs(quality.features(mean_image)[0]).max() < 1e-5
     assert quality.basis.shape == (3 * 8 * 8, 8)
@@ -288,11 +288,11 @@ def test_the_pixel_pca_centres_each_pixel_on_its_training_mean(monkeypatch):
 def test_a_labelled_dataset_is_read_by_its_judge_calibrated_on_the_last_test_images(monkeypatch):
     from types import SimpleNamespace
 
-    import geovae_core.metrics as metrics
+    import geovae_core.judges as judges
     from geovae_core.data import ImageDataset
 
     g = torch.Generator().manual_seed(0)
-    n_test = metrics.CALIBRATION_IMAGES + 40
+    n_test = judges.CALIBRATION_IMAGES + 40
     data = ImageDataset(
         "fashion_mnist",
         torch.rand(60, 1, 2, 2, generator=g),
@@ -302,7 +302,7 @@ def test_a_labelled_dataset_is_read_by_its_judge_calibrated_on_the_last_test_ima
         ("a", "b", "c"),
     )
     trained, calibrated = [], []
-    monkeypatch.setattr(metrics, "load_dataset", lambda name: data)
+    monkeypatch.setattr(judges, "load_dataset", lambda name: data)
 
     def run(config, **kwargs):
         trained.append((config, kwargs))
@@ -312,15 +312,15 @@ def test_a_labelled_dataset_is_read_by_its_judge_calibrated_on_the_last_test_ima
         calibrated.append((model, images, labels))
         return 2.0
 
-    monkeypatch.setattr(metrics, "run", run)
-    monkeypatch.setattr(metrics, "fit_temperature", fit_temperature)
-    quality = metrics.SampleQuality("fashion_mnist", n=30, device="cpu", progress=False)
+    monkeypatch.setattr(judges, "run", run)
+    monkeypatch.setattr(judges, "fit_temperature", fit_temperature)
+    quality = judges.SampleQuality("fashion_mnist", n=30, device="cpu", progress=False)
     ((config, kwargs),) = trained
-    assert config == metrics.judge_config("fashion_mnist", "cpu") and kwargs["progress"] is False
+    assert config == judges.judge_config("fashion_mnist", "cpu") and kwargs["progress"] is False
     assert "fashion_mnist judge" in kwargs["one_off"]  # said once, while it trains
     ((model, images, labels),) = calibrated
     assert model is quality.run.model and quality.temperature == 2.0 and quality.space == "judge classifier"
-    last = slice(-metrics.CALIBRATION_IMAGES, None)
+    last = slice(-judges.CALIBRATION_IMAGES, None)
     assert torch.equal(images, data.test_images[last]) and torch.equal(labels, data.test_labels[last])
     scored = quality.score(data.test_images[:30])
     expected = torch.softmax(data.test_images[:30].flatten(1)[:, :3] / 2.0, dim=1).max(dim=1).values.mean()

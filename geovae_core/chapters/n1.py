@@ -26,7 +26,8 @@ from ..geometry import (
     unevenness,
     within_share,
 )
-from ..metrics import SampleQuality, digit_like, lowest_digit_like
+from ..judges import SampleQuality
+from ..metrics import digit_like, lowest_digit_like
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..training import initial_model

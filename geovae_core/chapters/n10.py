@@ -22,7 +22,8 @@ from ..config import ExperimentConfig
 from ..criteria import COMPARABLE, NOISE_LIKE, RECOGNISED, Criterion, compared
 from ..data import experiment_split
 from ..geometry import within_share
-from ..metrics import SampleQuality, excess_ratio
+from ..judges import SampleQuality
+from ..metrics import excess_ratio
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..training import initial_model

@@ -12,7 +12,8 @@ from ..config import ExperimentConfig
 from ..criteria import Criterion
 from ..data import experiment_split
 from ..geometry import decode
-from ..metrics import SampleQuality, excess_ratio
+from ..judges import SampleQuality
+from ..metrics import excess_ratio
 from ..results import ClaimSpec
 from ..training import evaluate, initial_model
 from ..verdicts import Regime

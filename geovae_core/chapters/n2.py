@@ -23,7 +23,8 @@ from ..geometry import (
     perturbation_response,
     unevenness,
 )
-from ..metrics import SampleQuality, digit_like, digit_like_scores, lowest_digit_like
+from ..judges import SampleQuality
+from ..metrics import digit_like, digit_like_scores, lowest_digit_like
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..training import initial_model

@@ -17,7 +17,8 @@ from ..config import ExperimentConfig
 from ..criteria import COMPARABLE, FAR_WORSE, Criterion
 from ..data import experiment_split
 from ..geometry import cv_nnd, decode
-from ..metrics import SampleQuality, excess_ratio, pairwise_rms, sample_diversity
+from ..judges import SampleQuality
+from ..metrics import excess_ratio, pairwise_rms, sample_diversity
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..training import initial_model

@@ -21,7 +21,8 @@ from ..config import ExperimentConfig
 from ..criteria import FAR_WORSE, SMOOTH_PATHS
 from ..data import experiment_split
 from ..geometry import NearestImageDecoder, decode, paths_unevenness, perturbation_paths
-from ..metrics import SampleQuality, excess_ratio
+from ..judges import SampleQuality
+from ..metrics import excess_ratio
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec
 from ..training import initial_model

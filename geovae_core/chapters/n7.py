@@ -3,7 +3,7 @@ profile, the runs it trains, its claims and how each is measured.
 
 ``base`` is the ``quick`` profile; ``smoke`` and ``paper`` override some of it (``profiles.Settings``).
 
-A decoded code is judged by the MNIST judge (temperature-calibrated, ``metrics.SampleQuality``)
+A decoded code is judged by the MNIST judge (temperature-calibrated, ``judges.SampleQuality``)
 and by how much of its ink is solid stroke (``sharpness``): the judge alone reads the average of
 all training digits with probability 0.83 and a fifth of two-digit averages with 0.9 or more, so
 "a blurry average" also asks for ink that is mostly grey. Both claims on the decoded codes are
@@ -23,7 +23,7 @@ from ..config import ExperimentConfig
 from ..criteria import RECOGNISED, SMOOTH_PATHS, Criterion
 from ..data import experiment_split
 from ..geometry import NearestImageDecoder, paths_unevenness, perturbation_paths, within_share
-from ..metrics import SampleQuality
+from ..judges import SampleQuality
 from ..plotting import diagram_arrow, diagram_box, show_images
 from ..profiles import ADAM_SQUARED_ERROR, Settings
 from ..results import ClaimSpec

@@ -13,7 +13,8 @@ from ..codebook import nearest_codes
 from ..criteria import COLLAPSED, FAR_WORSE, RECOGNISED, SMOOTH_PATHS, UNREADABLE, Criterion, compared
 from ..data import experiment_split, load_dataset
 from ..geometry import NearestImageDecoder, decode, distances, paths_unevenness
-from ..metrics import SampleQuality, alike_pairs, excess_ratio, neighbour_rms, sample_diversity
+from ..judges import SampleQuality
+from ..metrics import alike_pairs, excess_ratio, neighbour_rms, sample_diversity
 from ..results import ClaimSpec
 from ..training import initial_model
 from .n8 import (
