@@ -175,7 +175,7 @@ DIGIT_LIKE = Criterion(
 
 MORPHS = Criterion(
     "morphs into other digits",
-    "share of outputs confidently (≥ 0.8) judged a digit other than the unperturbed one",
+    f"share of outputs confidently (≥ {DIGIT_LIKE.threshold:g}) judged a digit other than the unperturbed one",
     ">=",
     0.2,
     "R: 'a tendency for the images to transform into other digits'; a fifth of the outputs is a "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .criteria import DIGIT_LIKE
 from .storage import paid_once
 
 
@@ -219,8 +220,8 @@ def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=No
     per magnitude, ``rms_change`` (RMS pixel change from the unperturbed output, averaged over
     codes and dims) and ``mean_intensity``; ``base_intensity`` of the unperturbed outputs. With a
     ``judge`` (images -> class probabilities), also ``confidence`` (the judge's mean probability
-    of its predicted class) and ``morphed`` (the share confidently, >= 0.8, judged another class
-    than the unperturbed output)."""
+    of its predicted class) and ``morphed`` (the share confidently, at ``criteria.DIGIT_LIKE``'s
+    threshold or above, judged another class than the unperturbed output)."""
     base = decode(model, codes)
     out = {
         "magnitude": [float(m) for m in magnitudes],
@@ -237,7 +238,7 @@ def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=No
         out["mean_intensity"].append(float(images.mean()))
         if judge is not None:
             confidence, predicted = judge(images.flatten(0, 1)).max(dim=1)
-            moved = (predicted != base_class.repeat_interleave(len(list(dims)))) & (confidence >= 0.8)
+            moved = (predicted != base_class.repeat_interleave(len(list(dims)))) & (confidence >= DIGIT_LIKE.threshold)
             out["confidence"].append(float(confidence.mean()))
             out["morphed"].append(float(moved.float().mean()))
     return out

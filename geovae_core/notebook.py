@@ -24,6 +24,8 @@ import matplotlib.pyplot as plt
 from . import dryrun
 from .cache import run_many
 from .chapters import Chapter
+from .criteria import NAMED
+from .geometry import SMOOTH_SHARE
 from .plotting import claims_figure
 from .profiles import parameters_from
 from .results import BOOK_RUN, check_results_writable, results_path, save_results
@@ -75,6 +77,27 @@ def glue(name: str, value) -> None:
     myst_glue(name, value, display=False)
 
 
+_NUMBER_WORDS = "one two three four five six seven eight nine ten".split()
+
+
+def share_in_words(share: float) -> str:
+    """A share as prose quotes it: 0.9 -> "nine in ten" (tenths; otherwise a percentage)."""
+    tenths = round(share * 10)
+    if abs(share * 10 - tenths) < 1e-9 and 1 <= tenths <= 10:
+        return f"{_NUMBER_WORDS[tenths - 1]} in ten"
+    return f"{share:.0%}"
+
+
+def glue_thresholds() -> None:
+    """Glue every named criterion's threshold (``criterion-<name>``, its words joined by hyphens,
+    e.g. ``criterion-recognised`` is 0.9) and the share of paths that must be smooth
+    (``smooth-share``: "nine in ten"), so that a notebook's prose quotes them from
+    ``criteria`` and never by hand."""
+    for name, criterion in NAMED.items():
+        glue(f"criterion-{name.replace(' ', '-')}", f"{criterion.threshold:g}")
+    glue("smooth-share", share_in_words(SMOOTH_SHARE))
+
+
 class ChapterPage:
     """A chapter as its notebook runs it: set-up and close (see the module docstring)."""
 
@@ -83,6 +106,7 @@ class ChapterPage:
         self.started = time.perf_counter()
         self.parameters_ = None
         style()
+        glue_thresholds()
 
     def parameters(self, namespace: dict):
         """Resolve the notebook's parameters cell (its globals), reject unknown injected names,

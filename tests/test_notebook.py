@@ -70,3 +70,35 @@ def test_the_headline_marks_measured_numbers_to_three_digits_and_leaves_out_runs
         "N1-x: 0: ≈1.77, 1: ≈-0.001 → mixed",
         "N1-y: runs did not train",  # an untrained run's measure moves with the CPU's kernels: not kept
     ]
+
+
+def test_chapter_prose_quotes_the_criteria_thresholds_by_glue_not_by_hand(monkeypatch):
+    import json
+    import re
+
+    from geovae_core import notebook
+    from geovae_core.criteria import NAMED
+    from geovae_core.pages import chapters
+
+    glued = {}
+    monkeypatch.setattr(notebook, "glue", lambda name, value: glued.__setitem__(name, value))
+    notebook.glue_thresholds()
+    assert glued["smooth-share"] == "nine in ten" and glued["criterion-recognised"] == "0.9"
+    by_hand = [re.compile(r"\bnine in ten\b", re.I)] + [
+        re.compile(rf"(≥|≤|at least|at most|below|above)\s*{re.escape(f'{c.threshold:g}')}(?![\d.])")
+        for c in NAMED.values()
+        if c.threshold not in (0, 1, 2)  # small whole numbers stand for other things too (steps, seeds)
+    ]
+    found = []
+    for path in chapters():
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "markdown":
+                continue
+            text = "".join(cell["source"])
+            found += [f"{path.name}: {m.group(0)!r}" for p in by_hand for m in p.finditer(text)]
+            found += [
+                f"{path.name}: no glue {k}"
+                for k in re.findall(r"`(criterion-[\w-]+|smooth-share)`", text)
+                if k not in glued
+            ]
+    assert found == [], found
