@@ -181,8 +181,31 @@ class NearestImageDecoder:
         self.codes, self.images = codes, images
 
     @torch.no_grad()
+    def nearest(self, z: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        """The index of the stored code nearest each code of z [..., D] -> [...] (distances by
+        matrix products, in chunks: only their order matters here)."""
+        flat = z.reshape(-1, z.shape[-1])
+        found = [torch.cdist(flat[i : i + chunk], self.codes).argmin(dim=1) for i in range(0, len(flat), chunk)]
+        return torch.cat(found).view(z.shape[:-1])
+
+    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.images[distances(z, self.codes).argmin(dim=1)]
+        return self.images[self.nearest(z)]
+
+    @torch.no_grad()
+    def decode_average(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean over the first dimension of ``decode``: z [E, ..., D] -> images [..., C, H, W],
+        summed as counts of each stored image (a frame averages a few images, not E)."""
+        chosen = self.nearest(z).flatten(1)  # [E, frames]
+        exposures, frames = chosen.shape
+        weights = torch.zeros(frames, len(self.images))
+        weights.index_put_(
+            (torch.arange(frames).repeat(exposures), chosen.flatten()),
+            torch.full((exposures * frames,), 1.0 / exposures),
+            accumulate=True,
+        )
+        average = torch.sparse.mm(weights.to_sparse(), self.images.flatten(1).float())
+        return average.view(*z.shape[1:-1], *self.images.shape[1:])
 
 
 @torch.no_grad()
@@ -202,16 +225,17 @@ def perturbation_paths(
 ) -> torch.Tensor:
     """Decoded paths codes + delta along one dimension at a time (P Figs 4b, 7; R Fig 3.2):
     codes [N, D] -> images [N, len(dims), len(deltas), C, H, W]. ``exposed`` (the control of paths
-    that jump, ``NearestImageDecoder``): each frame averages ``EXPOSURES`` codes spread evenly over
-    its own stretch of the path (δ within half a spacing either side, at a phase drawn from the
-    generator), so that a decoder that jumps changes in the frames its boundary falls between, in
-    proportion to where the boundary lies, rather than always in one whole step."""
+    that jump, a ``NearestImageDecoder``, through its ``decode_average``): each frame averages
+    ``EXPOSURES`` codes spread evenly over its own stretch of the path (δ within half a spacing
+    either side, at a phase drawn from the generator), so that a decoder that jumps changes in the
+    frames its boundary falls between, in proportion to where the boundary lies, rather than
+    always in one whole step."""
     if exposed is None:
         return decode(model, perturb(codes, dims, deltas))
     deltas = torch.as_tensor(deltas, dtype=codes.dtype)
     phase = float(torch.rand(1, generator=exposed))
     offsets = ((torch.arange(EXPOSURES) + phase) / EXPOSURES - 0.5) * float(deltas[1] - deltas[0])
-    return sum(decode(model, perturb(codes, dims, deltas + offset)) for offset in offsets) / EXPOSURES
+    return model.decode_average(torch.stack([perturb(codes, dims, deltas + offset) for offset in offsets]))
 
 
 @torch.no_grad()

@@ -114,3 +114,13 @@ def test_celeba_s_held_out_faces_follow_the_partition_and_carry_no_label(tmp_pat
         load_dataset.cache_clear()
     assert data.train_images.shape == (3 - n_test, 3, 64, 64) and data.test_images.shape == (n_test, 3, 64, 64)
     assert data.train_labels.tolist() == [-1] * (3 - n_test) and data.test_labels.tolist() == [-1] * n_test
+
+
+def test_a_data_root_that_is_missing_or_a_file_is_named_in_one_clause(tmp_path):
+    from geovae_core.data import _missing_root
+
+    a_file = tmp_path / "data.tar"
+    a_file.write_text("")
+    assert _missing_root(None) == "" and _missing_root(tmp_path) == ""
+    assert _missing_root(tmp_path / "nowhere") == f" GEOVAE_DATA={tmp_path / 'nowhere'} does not exist."
+    assert _missing_root(a_file) == f" GEOVAE_DATA={a_file} does not exist (it is a file)."

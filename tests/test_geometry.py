@@ -428,3 +428,13 @@ def test_an_exposed_path_splits_a_jump_between_the_frames_its_boundary_falls_bet
     # the boundary half-way between two frames: each frame's stretch lies on one side, one whole step
     whole = unevenness(perturbation_paths(decoder, between_frames, [0], deltas, torch.Generator().manual_seed(0)))
     assert float(whole) == pytest.approx(12.0)
+
+
+def test_the_nearest_decoder_s_average_is_the_mean_of_its_decodes():
+    g = torch.Generator().manual_seed(0)
+    decoder = NearestImageDecoder(torch.rand(50, 4, generator=g), torch.rand(50, 1, 3, 3, generator=g))
+    z = torch.rand(6, 5, 7, 4, generator=g)  # six exposures of 5 x 7 frames
+    assert torch.equal(decoder.nearest(z), distances(z.reshape(-1, 4), decoder.codes).argmin(dim=1).view(6, 5, 7))
+    mean = torch.stack([decoder.decode(exposure) for exposure in z]).mean(0)
+    assert decoder.decode_average(z).shape == (5, 7, 1, 3, 3)
+    assert torch.allclose(decoder.decode_average(z), mean, atol=1e-6)

@@ -162,3 +162,39 @@ def test_the_loss_diagnostic_is_scale_free_and_never_passes_a_flat_or_rising_los
 def test_the_loss_diagnostic_falls_back_to_the_training_loss():
     assert loss_levelled(_history([3.0, 2.0, 1.0, 0.9], "train_loss"))[0] is False
     assert not math.isnan(0.0) and loss_levelled(_history([3.0]))[0] is False
+
+
+def test_a_run_exactly_a_tenth_of_the_way_trained_and_its_reason_names_the_numbers():
+    assert training_check(190.0, 200.0, 100.0) == (
+        True,
+        "its loss 190 went 10% of the way from the constant model's 200 to a perfect model's 100",
+    )
+    assert training_check(190.5, 200.0, 100.0)[0] is False  # 9.5% of the way
+    # a run with no loss to judge, or no constant model to judge it against, is not held back
+    for final, constant in ((None, 200.0), (float("nan"), 200.0), (190.0, None), (190.0, float("inf"))):
+        assert training_check(final, constant, 100.0) == (True, "no loss to judge")
+
+
+def test_a_value_is_finite_only_when_it_is_a_real_number():
+    from geovae_core.verdicts import _finite, _shown
+
+    assert _finite(3) and _finite(0.5) and _finite(-1e300)
+    assert not any(_finite(v) for v in (None, float("nan"), float("inf"), -float("inf"), "3", [1.0]))
+    assert (_shown(0.123456), _shown(1234567.0), _shown(None), _shown(float("nan"))) == (
+        "0.123",
+        "1.23e+06",
+        "None",
+        "nan",
+    )
+
+
+def test_controls_name_each_seed_and_side_that_came_out_the_wrong_way():
+    controls = Controls(("a blur", {0: 0.5, 1: 1.5, 2: math.nan}), ("real digits", {0: 0.2, 1: 2.0, 2: 0.9}))
+    assert controls.failures(BELOW) == [
+        "seed 0: the input without the effect passes (0.5)",
+        "seed 2: the input without the effect passes (nan)",  # an undecided value counts against the control
+        "seed 1: the input with the effect fails (2)",
+    ]
+    assert not controls.tell(BELOW)
+    assert Controls(("a blur", {0: 1.5}), ("real digits", {0: 0.2})).tell(BELOW)
+    assert not Controls(("a blur", {}), ("real digits", {0: 0.2})).tell(BELOW)  # no seed: nothing told

@@ -26,7 +26,7 @@ from . import Chapter, adam_fields
 
 SETTINGS = Settings(
     base=dict(
-        ADAM_SQUARED_ERROR, latent_dim=64, cnn_widths=[16, 32, 64, 128], epochs=6, batch_size=64, train_size=100000
+        ADAM_SQUARED_ERROR, latent_dim=64, cnn_widths=[16, 32, 64, 128], epochs=5, batch_size=64, train_size=100000
     ),
     smoke=dict(latent_dim=16, cnn_widths=[8, 16, 32, 64], epochs=2, train_size=256),
     paper=dict(latent_dim=128, cnn_widths=[32, 64, 128, 256], epochs=10),

@@ -21,7 +21,7 @@ from . import Chapter
 
 # The quick profile's knobs (the book) in three groups: the networks, the runs, R's method.
 NETS = dict(latent_dim=32, cnn_widths=[32, 64], celeba_latent_dim=128, celeba_widths=[16, 32, 64, 128])
-RUNS = dict(epochs=16, celeba_epochs=8, batch_size=128, pool_size=64, train_size=5000, test_size=2000)
+RUNS = dict(epochs=12, celeba_epochs=6, batch_size=128, pool_size=64, train_size=5000, test_size=2000)
 METHOD = dict(pull_weight=1.0, centre_recon_weight=0.0, zero_weight=1.0, codebook_size=20)
 SMOKE = dict(latent_dim=8, cnn_widths=[8, 16], celeba_latent_dim=16, celeba_widths=[8, 16, 32, 64])
 SETTINGS = Settings(
