@@ -198,3 +198,47 @@ def test_controls_name_each_seed_and_side_that_came_out_the_wrong_way():
     assert not controls.tell(BELOW)
     assert Controls(("a blur", {0: 1.5}), ("real digits", {0: 0.2})).tell(BELOW)
     assert not Controls(("a blur", {}), ("real digits", {0: 0.2})).tell(BELOW)  # no seed: nothing told
+
+
+def test_two_seeds_are_enough_to_be_within_their_spread_and_a_margin_equal_to_it_is_not():
+    from geovae_core.verdicts import within_spread
+
+    assert within_spread(BELOW, {0: 0.5}) == ""  # one seed: no spread to be within
+    assert within_spread(BELOW, {0: 0.9, 1: 0.5}) == (
+        "within the seeds' spread: the closest seed is 0.1 from the threshold, the seeds 0.283 apart"
+    )
+    # margin 1 (seed 2 at 2, the threshold at 3) and the seeds' standard deviation 1: not within
+    assert within_spread(compared("gap", "<", 3.0), {0: 0.0, 1: 1.0, 2: 2.0}) == ""
+
+
+def test_a_trend_is_carried_per_doubling_of_the_epochs_to_the_budget():
+    # the last half starts at epoch 5 (the kept state at or below 20 / 2): 0.7 -> 0.9 over two doublings
+    rising = {0: [(1, 0.5), (2, 0.6), (5, 0.7), (20, 0.9)]}
+    found = standing(BELOW, rising, budget=80)
+    assert (found.state, found.moves) == (UNSETTLED, "toward failing")
+    assert found.crosses_at == pytest.approx(40.0)  # 0.1 per doubling: 1.0 one doubling after epoch 20
+    assert found.detail == "seed 0's trend crosses the threshold at about 40 epochs"
+    falling = standing(BELOW, {0: [(5, 1.3), (20, 1.1)]}, budget=80)
+    assert (falling.moves, falling.crosses_at) == ("toward passing", pytest.approx(40.0))
+    assert standing(BELOW, rising, budget=20).state == SETTLED  # the budget reached: nothing to carry
+
+
+def test_every_seed_is_followed_whatever_the_ones_before_it_showed():
+    crossed_late = [(5, 1.2), (20, 0.8)]  # fails at 5, passes at 20: crossed in the last half
+    trending = [(1, 0.5), (2, 0.6), (5, 0.7), (20, 0.9)]
+    nothing = [(5, math.nan), (20, math.nan)]
+    both = standing(BELOW, {0: nothing, 1: crossed_late, 2: trending}, budget=80, per_seed={0: 0.1, 1: 0.2, 2: 0.1})
+    assert both.moves == "toward failing and toward passing"
+    assert both.crosses_at == pytest.approx(40.0)
+    assert both.detail == (
+        "seed 1 crossed the threshold in the last half of its training; "
+        "seed 2's trend crosses the threshold at about 40 epochs"
+    )
+    # a seed trained past the budget carries nothing; the next one still does
+    past = standing(BELOW, {0: [(5, 0.7), (160, 0.9)], 1: trending}, budget=80, per_seed={0: 0.1, 1: 0.2})
+    assert past.crosses_at == pytest.approx(40.0)
+
+
+def test_a_seed_with_one_kept_state_leaves_the_verdict_unsettled_and_says_which():
+    found = standing(BELOW, {0: _points([0.5, 0.4]), 3: [(10, 0.2)]}, budget=None)
+    assert found == type(found)(UNSETTLED, detail="seed 3: one kept state only, nothing to follow")
