@@ -41,7 +41,9 @@ def main() -> int:
     for module, killed, total, counts in rows:
         share = f"{100 * killed / total:5.1f} %" if total else "    -  "
         checked = total - counts["not checked"]
-        of_checked = f"; {100 * killed / checked:5.1f} % of the {checked} checked" if counts["not checked"] else ""
+        of_checked = ""
+        if counts["not checked"]:  # a module none of whose mutants has run yet has no share of the checked
+            of_checked = f"; {100 * killed / checked:5.1f} % of the {checked} checked" if checked else "; none checked"
         detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         print(f"  {module:9s} {share}  {killed:4d} / {total:<4d} killed{of_checked}  ({detail})")
     killed, total = sum(r[1] for r in rows), sum(r[2] for r in rows)

@@ -242,3 +242,16 @@ def test_every_seed_is_followed_whatever_the_ones_before_it_showed():
 def test_a_seed_with_one_kept_state_leaves_the_verdict_unsettled_and_says_which():
     found = standing(BELOW, {0: _points([0.5, 0.4]), 3: [(10, 0.2)]}, budget=None)
     assert found == type(found)(UNSETTLED, detail="seed 3: one kept state only, nothing to follow")
+
+
+def test_the_constant_model_s_share_uses_a_perfect_loss_of_0_by_default_and_any_scale_of_loss():
+    assert training_check(18.1, 20.0) == training_check(18.1, 20.0, 0.0)  # a perfect model's loss is 0
+    assert training_check(18.1, 20.0)[0] is False  # 9.5% of the way from 20 to 0
+    assert training_check(0.44, 0.5)[0] is True  # 12% of the way, on a loss below 1
+
+
+def test_a_trend_whose_first_kept_state_is_past_half_its_training_starts_there():
+    # kept at epochs 3 and 4 only: the last half starts at the first kept state, 0.7 -> 0.9 over log2(4/3)
+    found = standing(BELOW, {0: [(3, 0.7), (4, 0.9)]}, budget=16)
+    assert (found.state, found.moves) == (UNSETTLED, "toward failing")
+    assert found.crosses_at == pytest.approx(4 * 2 ** (0.1 / (0.2 / math.log2(4 / 3))))
