@@ -13,7 +13,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from ..config import ExperimentConfig
-from ..criteria import BARELY_CHANGES, DEGRADES, MAY_GO_BLACK, MEANINGFUL_MIDPOINTS, SMOOTH, SMOOTH_PATHS
+from ..criteria import BARELY_CHANGES, DEGRADES, DIGIT_LIKE, MAY_GO_BLACK, MEANINGFUL_MIDPOINTS, SMOOTH, SMOOTH_PATHS
 from ..data import experiment_split, load_dataset
 from ..geometry import (
     NearestImageDecoder,
@@ -226,7 +226,9 @@ class Measuring:
         with torch.no_grad():
             codes = model.encode(test)[0]
         dims = range(min(PERTURBED_DIMS, codes.shape[1]))
-        return codes, perturbation_response(model, codes, dims, self.params.magnitudes, self.judge.probabilities)
+        return codes, perturbation_response(
+            model, codes, dims, self.params.magnitudes, self.judge.probabilities, DIGIT_LIKE.threshold
+        )
 
     def ink_lost(self, model, codes: torch.Tensor, magnitude: float) -> torch.Tensor:
         """Per output [codes × dims], the share of its ink an output lost at ``magnitude`` (``geometry.ink_lost``)."""

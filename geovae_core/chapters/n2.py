@@ -287,7 +287,9 @@ class Measuring:
         with torch.no_grad():
             codes = model.encode(images)[0]
         dims = [d for d in dims if d < codes.shape[1]]
-        out = perturbation_response(model, codes, dims, self.params.magnitudes, judge=self.judge.probabilities)
+        out = perturbation_response(
+            model, codes, dims, self.params.magnitudes, self.judge.probabilities, DIGIT_LIKE.threshold
+        )
         return {**out, "code_sd": float(codes.std(0).mean())}
 
     def at_largest(self, model, images: torch.Tensor) -> tuple:
