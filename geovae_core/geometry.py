@@ -197,13 +197,12 @@ class NearestImageDecoder:
         summed as counts of each stored image (a frame averages a few images, not E)."""
         chosen = self.nearest(z).flatten(1)  # [E, frames]
         exposures, frames = chosen.shape
-        weights = torch.zeros(frames, len(self.images))
-        weights.index_put_(
-            (torch.arange(frames).repeat(exposures), chosen.flatten()),
+        weights = torch.sparse_coo_tensor(  # repeated (frame, image) pairs add up
+            torch.stack([torch.arange(frames).repeat(exposures), chosen.flatten()]),
             torch.full((exposures * frames,), 1.0 / exposures),
-            accumulate=True,
+            (frames, len(self.images)),
         )
-        average = torch.sparse.mm(weights.to_sparse(), self.images.flatten(1).float())
+        average = torch.sparse.mm(weights, self.images.flatten(1))
         return average.view(*z.shape[1:-1], *self.images.shape[1:])
 
 
@@ -238,14 +237,16 @@ def perturbation_paths(
 
 
 @torch.no_grad()
-def perturbation_response(model, codes: torch.Tensor, dims, magnitudes, judge=None, confident: float = 0.8) -> dict:
+def perturbation_response(
+    model, codes: torch.Tensor, dims, magnitudes, judge=None, confident: float | None = None
+) -> dict:
     """P Fig 10's measures for codes [N, D], each dimension of ``dims`` shifted by +delta in turn:
     per magnitude, ``rms_change`` (RMS pixel change from the unperturbed output, averaged over
     codes and dims) and ``mean_intensity``; ``base_intensity`` of the unperturbed outputs. With a
     ``judge`` (images -> class probabilities), also ``confidence`` (the judge's mean probability
     of its predicted class) and ``morphed`` (the share judged another class than the unperturbed
-    output with a probability of at least ``confident``: the chapters pass ``criteria.DIGIT_LIKE``'s
-    threshold; criteria stay out of the code a trained run depends on)."""
+    output with a probability of at least ``confident``, which a judge needs: the chapters pass
+    ``criteria.DIGIT_LIKE``'s threshold; criteria stay out of the code a trained run depends on)."""
     base = decode(model, codes)
     out = {
         "magnitude": [float(m) for m in magnitudes],

@@ -202,7 +202,12 @@ def test_perturbation_response_of_a_linear_a_constant_and_a_random_decoder():
     constant = perturbation_response(_Constant(), codes, range(4), [0.1, 15.0])
     assert constant["rms_change"] == [0.0, 0.0] and constant["base_intensity"] == 0.5
     noisy = perturbation_response(
-        _Linear(), torch.rand(5, 4), range(4), [0.5], judge=lambda images: torch.softmax(images.flatten(1), dim=1)
+        _Linear(),
+        torch.rand(5, 4),
+        range(4),
+        [0.5],
+        judge=lambda images: torch.softmax(images.flatten(1), dim=1),
+        confident=0.8,
     )
     assert 0 < noisy["confidence"][0] <= 1 and 0 <= noisy["morphed"][0] <= 1
 
@@ -299,7 +304,7 @@ def _two_class_judge(confidence: float):
 def test_morphed_counts_another_class_judged_with_a_confidence_of_at_least_0_8(confidence, morphed):
     """criteria.MORPHS: outputs "confidently (>= 0.8)" judged another class; exactly 0.8 counts."""
     codes = torch.zeros(3, 4)  # decode to black: class 0; +1 on one pixel: class 1; +0.1: still class 0
-    out = perturbation_response(_Linear(), codes, range(4), [0.1, 1.0], judge=_two_class_judge(confidence))
+    out = perturbation_response(_Linear(), codes, range(4), [0.1, 1.0], _two_class_judge(confidence), 0.8)
     assert out["morphed"] == [0.0, morphed]
     assert out["confidence"] == pytest.approx([0.9, confidence])
 

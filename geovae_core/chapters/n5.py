@@ -211,7 +211,7 @@ class Measuring:
         initialisation (it decodes no digit at all); a decoder that can only return training images
         (its paths jump) and the decoder at its initialisation (its paths are even by nature). (The
         new decoder on μ itself, the codes it was trained on, scores an excess below the protocol's
-        resolution: 0 in every seed, so it cannot stand as a control; ``details`` keeps it.)"""
+        resolution in every seed, so it cannot stand as a control; ``details`` keeps it.)"""
         p, score = self.params, self.quality.score
         other = p.seeds[(p.seeds.index(seed) + 1) % len(p.seeds)]
         codes, original = self.codes[seed], self.original[seed]
